@@ -1,0 +1,25 @@
+"""Split the iris data set (bundled with scikit-learn, no download) into train and test CSV files."""
+
+import csv
+import os
+from pathlib import Path
+
+import yaml
+from sklearn.datasets import load_iris
+from sklearn.model_selection import train_test_split
+
+params = yaml.safe_load(Path("params.yaml").read_text())["prepare"]
+iris = load_iris()
+rows = list(zip(range(len(iris.target)), iris.data.tolist(), iris.target.tolist()))
+train, test = train_test_split(rows, test_size=params["test_size"], random_state=params["seed"],
+                               stratify=iris.target)
+
+os.makedirs("build", exist_ok=True)
+header = ["row_id", *[n.replace(" (cm)", "").replace(" ", "_") for n in iris.feature_names], "label"]
+for name, part in (("train", train), ("test", test)):
+    with open(f"build/{name}.csv", "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        for row_id, features, label in part:
+            writer.writerow([row_id, *features, label])
+print(f"wrote {len(train)} training and {len(test)} test rows")

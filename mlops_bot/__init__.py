@@ -1,0 +1,3 @@
+"""mlops-bot: GitOps for machine learning."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,89 @@
+"""argparse and dispatch only. Each command lives in `flows/<name>.py` with `configure(parser)` and
+`main(args) -> int`; only the chosen command's module is imported, so start-up stays fast."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from . import __version__
+from .errors import EXIT_INTERNAL, EXIT_INTERRUPTED, BotError, ConfigError
+
+# command -> (module under flows/, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "validate": ("validate", "check ml.yaml against the schema and for consistency"),
+    "run": ("run", "run the training pipeline, skipping steps whose inputs did not change"),
+    "compare": ("compare", "compare the challenger with the champion under the criteria"),
+}
+
+
+def _base_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mlops-bot",
+        description="GitOps bot for machine learning.",
+        epilog="Exit codes: 0 done/passed, 1 negative decision, 2 bad usage or configuration, "
+        "3 runtime failure, 4 internal error, 130 interrupted.",
+    )
+    parser.add_argument("--version", action="version", version=f"mlops-bot {__version__}")
+    parser.add_argument("-C", dest="directory", default=".", metavar="DIR", help="run as if started in DIR")
+    parser.add_argument("-c", "--config", default="ml.yaml", metavar="FILE", help="the ml.yaml to use")
+    parser.add_argument("--json", action="store_true", help="print one JSON document on stdout")
+    parser.add_argument("--traceback", action="store_true", help="re-raise internal errors")
+    return parser
+
+
+def build_parser(command: str | None, everything: bool = False) -> argparse.ArgumentParser:
+    """The full parser; only `command`'s module is imported (all of them for `--help`)."""
+    parser = _base_parser()
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (module, summary) in COMMANDS.items():
+        sub = subparsers.add_parser(name, help=summary, description=summary)
+        # Options may follow the command too: `mlops-bot validate -c x.yaml --json`.
+        sub.add_argument("-c", "--config", default=argparse.SUPPRESS, metavar="FILE", help="the ml.yaml to use")
+        sub.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print JSON on stdout")
+        if everything or command == name:
+            importlib.import_module(f"mlops_bot.flows.{module}").configure(sub)
+    return parser
+
+
+def _command_of(argv: Sequence[str]) -> str | None:
+    for arg in argv:
+        if arg in COMMANDS:
+            return arg
+    return None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = _command_of(argv)
+    wants_help = command is None and any(a in ("-h", "--help") for a in argv)
+    parser = build_parser(command, everything=wants_help)
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return 2
+    from .console import report_config_error, report_error, report_internal_error
+
+    try:
+        module = importlib.import_module(f"mlops_bot.flows.{COMMANDS[args.command][0]}")
+        return int(module.main(args))
+    except ConfigError as exc:
+        report_config_error(exc)
+        return exc.exit_code
+    except BotError as exc:
+        report_error(exc)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("mlops-bot: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as exc:
+        if args.traceback:
+            raise
+        report_internal_error(exc)
+        return EXIT_INTERNAL
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,33 @@
+"""`mlops-bot validate`: schema and consistency checks of ml.yaml; every problem at once, exit 0 or 2."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..config import load_config
+from ..console import emit_json, log
+from ..errors import ConfigError
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.epilog = "Prints each problem as FILE:LINE:COL: path: message (and as annotations in GitHub Actions)."
+
+
+def config_path(args: argparse.Namespace) -> Path:
+    return Path(args.directory) / args.config
+
+
+def main(args: argparse.Namespace) -> int:
+    path = config_path(args)
+    try:
+        config = load_config(path)
+    except ConfigError as exc:
+        if args.json:
+            emit_json({"valid": False, "problems": [vars(p) for p in exc.problems]})
+        raise
+    if args.json:
+        emit_json({"valid": True, "problems": [], "model": config.model.name, "steps": list(config.pipeline)})
+    log(f"{path}: valid ({len(config.pipeline)} steps, {len(config.compare.criteria)} criteria, "
+        f"{len(config.deploy)} deploy targets)")
+    return 0

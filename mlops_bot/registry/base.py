@@ -1,0 +1,167 @@
+"""The Registry protocol: what the bot needs from a tracking server and model registry.
+
+Two implementations keep the same semantics: `mlflow.MlflowRegistry` (REST over httpx) and
+`local.LocalRegistry` (the embedded SQLite store). The rest of the bot sees only this module.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+RUN_STATUSES = ("RUNNING", "SCHEDULED", "FINISHED", "FAILED", "KILLED")
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What the server supports; missing parts get a fallback inside the adapter."""
+
+    aliases: bool = True  # False: aliases are emulated with model-version tags
+    version_search: bool = True  # False: versions are listed another way (GitLab)
+    artifacts: bool = True
+
+
+@dataclass(frozen=True)
+class Experiment:
+    experiment_id: str
+    name: str
+    artifact_location: str = ""
+
+
+@dataclass(frozen=True)
+class Run:
+    run_id: str
+    experiment_id: str
+    status: str
+    start_time: int  # ms since the epoch
+    end_time: int | None
+    artifact_uri: str
+    name: str = ""
+    params: Mapping[str, str] = field(default_factory=dict)
+    metrics: Mapping[str, float] = field(default_factory=dict)  # latest value per key
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class MetricPoint:
+    key: str
+    value: float
+    timestamp: int
+    step: int
+
+
+@dataclass(frozen=True)
+class RegisteredModel:
+    name: str
+    description: str = ""
+    aliases: Mapping[str, str] = field(default_factory=dict)  # alias -> version
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    name: str
+    version: str
+    source: str
+    run_id: str
+    status: str
+    creation_timestamp: int
+    description: str = ""
+    tags: Mapping[str, str] = field(default_factory=dict)
+    aliases: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RegistryEvent:
+    """A change seen by polling: `type` is one of run.finished, model_version.created,
+    model_version.tag_set, alias.set, alias.deleted."""
+
+    type: str
+    timestamp: int
+    model: str = ""
+    version: str = ""
+    alias: str = ""
+    run_id: str = ""
+    data: Mapping[str, str] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Registry(Protocol):
+    """Tracking and registry operations. Errors are BotErrors (NotFound, AlreadyExists, RemoteError...).
+
+    Every create is idempotent under retries: repeating a call with the same arguments never
+    duplicates anything.
+    """
+
+    @property
+    def capabilities(self) -> Capabilities: ...
+
+    @property
+    def tracking_uri(self) -> str:
+        """What steps get as MLFLOW_TRACKING_URI so their own mlflow logging lands in the same run."""
+        ...
+
+    # experiments and runs
+    def get_or_create_experiment(self, name: str) -> Experiment: ...
+    def create_run(self, experiment_id: str, name: str = "", tags: Mapping[str, str] | None = None) -> Run: ...
+    def update_run(self, run_id: str, status: str, end_time: int | None = None) -> None: ...
+    def log_batch(
+        self,
+        run_id: str,
+        params: Mapping[str, str] | None = None,
+        metrics: Mapping[str, float] | None = None,
+        tags: Mapping[str, str] | None = None,
+        step: int = 0,
+    ) -> None: ...
+    def get_run(self, run_id: str) -> Run: ...
+    def search_runs(
+        self,
+        experiment_ids: Sequence[str],
+        filter_string: str = "",
+        order_by: Sequence[str] = (),
+        max_results: int | None = None,
+    ) -> list[Run]:
+        """MLflow search syntax (`tags.x = 'y' and attributes.status = 'FINISHED'`); follows every page."""
+        ...
+    def metric_history(self, run_id: str, key: str) -> list[MetricPoint]: ...
+
+    # artifacts
+    def upload_artifacts(self, run_id: str, local_dir: Path, artifact_path: str = "") -> None: ...
+    def download_artifacts(self, run_id: str, artifact_path: str, dest: Path) -> Path:
+        """Copies the run's artifact file or directory under `dest`; returns the local path."""
+        ...
+
+    # registry
+    def get_or_create_registered_model(self, name: str, description: str = "") -> RegisteredModel: ...
+    def get_registered_model(self, name: str) -> RegisteredModel: ...
+    def create_model_version(
+        self,
+        name: str,
+        source: str,
+        run_id: str,
+        tags: Mapping[str, str] | None = None,
+        description: str = "",
+    ) -> ModelVersion:
+        """Idempotent: a version of `name` from the same run_id and source is returned, not duplicated."""
+        ...
+    def get_model_version(self, name: str, version: str) -> ModelVersion: ...
+    def search_model_versions(self, name: str, max_results: int | None = None) -> list[ModelVersion]:
+        """All versions of `name`, newest first."""
+        ...
+    def set_model_version_tag(self, name: str, version: str, key: str, value: str) -> None: ...
+    def set_alias(self, name: str, alias: str, version: str) -> None: ...
+    def get_version_by_alias(self, name: str, alias: str) -> ModelVersion | None:
+        """None when the alias is not set (MLflow answers 400 INVALID_PARAMETER_VALUE for that)."""
+        ...
+    def delete_alias(self, name: str, alias: str) -> None:
+        """Deleting an alias that is not set is not an error."""
+        ...
+
+    # polling
+    def events_since(self, cursor: str | None, model_names: Sequence[str]) -> tuple[list[RegistryEvent], str]:
+        """Changes after `cursor` (opaque; None = from now, returning no history) and the next cursor."""
+        ...
+
+    def close(self) -> None: ...

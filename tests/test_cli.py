@@ -1,0 +1,82 @@
+"""The one error handler: exit codes, one-line messages, fast and light start-up."""
+
+from __future__ import annotations
+
+import argparse
+import re
+import subprocess
+import sys
+import types
+from pathlib import Path
+
+import pytest
+
+from mlops_bot import cli
+from mlops_bot.errors import RemoteError, StepFailed
+
+
+def fake_command(monkeypatch: pytest.MonkeyPatch, raising: BaseException) -> None:
+    module = types.ModuleType("mlops_bot.flows.fake")
+
+    def configure(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--flag", action="store_true")
+
+    def main(args: argparse.Namespace) -> int:
+        raise raising
+
+    module.configure = configure  # type: ignore[attr-defined]
+    module.main = main  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "mlops_bot.flows.fake", module)
+    monkeypatch.setitem(cli.COMMANDS, "fake", ("fake", "a test command"))
+
+
+@pytest.mark.parametrize(("raising", "code"), [
+    (RemoteError("MLflow", 503, "http://127.0.0.1:1/api/2.0/mlflow/runs/get", "unavailable"), 3),
+    (StepFailed("train", 2, "step 'train' exited with 2"), 3),
+    (KeyboardInterrupt(), 130),
+])
+def test_expected_failures_map_to_exit_codes(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+                                             raising: BaseException, code: int) -> None:
+    fake_command(monkeypatch, raising)
+    assert cli.main(["fake"]) == code
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def test_internal_error_is_one_line_and_a_traceback_file(monkeypatch: pytest.MonkeyPatch,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    fake_command(monkeypatch, ZeroDivisionError("boom"))
+    assert cli.main(["fake"]) == 4
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "ZeroDivisionError: boom" in err
+    path = Path(re.search(r"(/\S+mlops-bot-traceback-\S+\.txt)", err).group(1))  # type: ignore[union-attr]
+    assert "ZeroDivisionError" in path.read_text()
+    path.unlink()
+    with pytest.raises(ZeroDivisionError):
+        cli.main(["--traceback", "fake"])
+
+
+def test_bad_usage_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as caught:
+        cli.main(["validate", "--no-such-option"])
+    assert caught.value.code == 2
+    assert cli.main([]) == 2
+
+
+def test_version_imports_nothing_heavy() -> None:
+    code = ("import sys\nfrom mlops_bot.cli import main\n"
+            "try:\n    main(['--version'])\nexcept SystemExit:\n    pass\n"
+            "heavy = {'httpx', 'github', 'gitlab', 'jsonschema', 'yaml', 'requests', 'sqlite3'}\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip().endswith("[]"), out
+
+
+def test_pure_modules_import_no_network_or_forge_library() -> None:
+    pure = ["mlops_bot.config", "mlops_bot.configbuild", "mlops_bot.validation", "mlops_bot.semantics",
+            "mlops_bot.yamlsource", "mlops_bot.decide", "mlops_bot.report", "mlops_bot.pipeline.dag"]
+    code = ("import importlib, sys\n"
+            f"for name in {pure!r}:\n    importlib.import_module(name)\n"
+            "net = {'httpx', 'github', 'gitlab', 'requests', 'urllib3', 'socket', 'http'}\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in net and m != 'socket'))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]", out
