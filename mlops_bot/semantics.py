@@ -40,7 +40,7 @@ def _strings(value: Any) -> list[str]:
 
 def _produced_files(steps: dict[str, dict[str, Any]]) -> list[tuple[str, tuple[str | int, ...], str]]:
     """(step, yaml path, file) for each out, metrics file and predictions file."""
-    found = []
+    found: list[tuple[str, tuple[str | int, ...], str]] = []
     for name, step in steps.items():
         found += [(name, ("pipeline", name, "outs", i), out) for i, out in enumerate(_strings(step.get("outs")))]
         for key in ("metrics", "predictions"):
@@ -76,7 +76,8 @@ def _unresolved_deps(doc: Document, steps: dict[str, dict[str, Any]], produced: 
             if _producers(dep, produced) or (doc.root / dep).exists():
                 continue
             hint = close_match(dep, outs) or "; add it to the outs of the step that writes it, or fix the path"
-            problems.append(doc.problem(("pipeline", name, "deps", i), f"'{dep}' does not exist and no step writes it{hint}"))
+            message = f"'{dep}' does not exist and no step writes it{hint}"
+            problems.append(doc.problem(("pipeline", name, "deps", i), message))
     return problems
 
 

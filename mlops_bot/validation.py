@@ -52,13 +52,15 @@ def _explain(doc: Document, error: Any) -> list[Problem]:
         return [doc.problem(path, f"missing required key '{missing}'")]
     if kind == "enum":
         choices = ", ".join(repr(c) for c in error.validator_value)
-        return [doc.problem(path, f"{value!r} is not one of {choices}{close_match(str(value), [str(c) for c in error.validator_value])}")]
+        hint = close_match(str(value), [str(c) for c in error.validator_value])
+        return [doc.problem(path, f"{value!r} is not one of {choices}{hint}")]
     if kind == "type":
         wanted = error.validator_value if isinstance(error.validator_value, list) else [error.validator_value]
-        names = " or ".join(_TYPE_NAMES.get(w, w) for w in wanted)
+        names = " or ".join(_TYPE_NAMES.get(str(w), str(w)) for w in wanted)
         return [doc.problem(path, f"expected {names}, got {_describe(value)}")]
     if kind == "not" and "pattern" in json.dumps(error.validator_value):
-        return [doc.problem(path, f"{value!r} must be a relative path inside the project (no leading '/' or '~', no '..')")]
+        rule = "no leading '/' or '~', no '..'"
+        return [doc.problem(path, f"{value!r} must be a relative path inside the project ({rule})")]
     if kind == "pattern" and path and path[-1] == "name" and len(path) == 2 and path[0] == "model":
         return [doc.problem(path, f"{value!r} is not a valid model name: use letters, digits, '.', '_' and '-'")]
     if kind == "const" and path == ("version",):

@@ -77,7 +77,8 @@ def read_document(path: Path, env: Mapping[str, str] | None = None) -> Document:
         raise ConfigError(converter.problems)
     if not isinstance(data, dict):
         kind = type(data).__name__ if data is not None else "nothing"
-        raise ConfigError([doc.problem((), f"the document must be a mapping of keys (version, model, pipeline, ...), not {kind}")])
+        what = "the document must be a mapping of keys (version, model, pipeline, ...)"
+        raise ConfigError([doc.problem((), f"{what}, not {kind}")])
     doc.data = data
     return doc
 
@@ -136,6 +137,7 @@ class _Converter:
             return self._mapping(node, path)
         if isinstance(node, yaml.SequenceNode):
             return [self.convert(item, (*path, i)) for i, item in enumerate(node.value)]
+        assert isinstance(node, yaml.ScalarNode)
         return self._scalar(node, path)
 
     def _mapping(self, node: yaml.MappingNode, path: YamlPath) -> dict[str, Any]:
@@ -146,12 +148,13 @@ class _Converter:
                 self.problems.append(self._at(key_node, path, "keys must be plain strings"))
                 continue
             key = str(key_node.value)  # keys stay strings: `on:` is not the boolean true here
+            key_path: YamlPath = (*path, key)
             if key in out:
-                first = self.doc.keys[(*path, key)]
-                self.problems.append(self._at(key_node, (*path, key), f"duplicate key '{key}' (first at line {first[0]})"))
+                first = self.doc.keys[key_path][0]
+                self.problems.append(self._at(key_node, key_path, f"duplicate key '{key}' (first at line {first})"))
                 continue
-            self.doc.keys[(*path, key)] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
-            out[key] = self.convert(value_node, (*path, key))
+            self.doc.keys[key_path] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
+            out[key] = self.convert(value_node, key_path)
         return out
 
     def _scalar(self, node: yaml.ScalarNode, path: YamlPath) -> Any:

@@ -42,5 +42,5 @@ with open(metrics_file, "w") as handle:
 with open(predictions_file, "w", newline="") as handle:
     writer = csv.writer(handle)
     writer.writerow(["row_id", "y_true", "y_pred"])
-    writer.writerows(zip(row_ids.tolist(), labels.tolist(), predicted.tolist()))
+    writer.writerows(zip(row_ids.tolist(), labels.tolist(), predicted.tolist(), strict=True))
 print(json.dumps(metrics))

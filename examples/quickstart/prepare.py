@@ -10,7 +10,7 @@ from sklearn.model_selection import train_test_split
 
 params = yaml.safe_load(Path("params.yaml").read_text())["prepare"]
 iris = load_iris()
-rows = list(zip(range(len(iris.target)), iris.data.tolist(), iris.target.tolist()))
+rows = list(zip(range(len(iris.target)), iris.data.tolist(), iris.target.tolist(), strict=True))
 train, test = train_test_split(rows, test_size=params["test_size"], random_state=params["seed"],
                                stratify=iris.target)
 

@@ -15,7 +15,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def config_path(args: argparse.Namespace) -> Path:
-    return Path(args.directory) / args.config
+    return Path(args.directory) / str(args.config)
 
 
 def main(args: argparse.Namespace) -> int:

@@ -80,7 +80,8 @@ def test_pipeline_cycle(project: Callable[[str], Path]) -> None:
 
 
 def test_dep_nobody_produces(project: Callable[[str], Path]) -> None:
-    [message] = problems_of(project(VALID.replace("deps: [train.py, build/data.csv]", "deps: [train.py, build/dta.csv]")))
+    text = VALID.replace("deps: [train.py, build/data.csv]", "deps: [train.py, build/dta.csv]")
+    [message] = problems_of(project(text))
     assert message == ("ml.yaml:12:22: pipeline.train.deps[1]: 'build/dta.csv' does not exist and no step writes it; "
                        "did you mean 'build/data.csv'?")
 

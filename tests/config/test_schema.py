@@ -43,5 +43,6 @@ def test_schema_covers_every_section_the_issue_names() -> None:
     step = schema["$defs"]["step"]["properties"]
     assert set(step) == {"cmd", "deps", "outs", "params", "env", "metrics", "predictions", "timeout"}
     criterion = schema["$defs"]["criterion"]["properties"]
-    assert {"greater_is_better", "threshold", "min_absolute_change", "min_relative_change", "max_regression"} <= set(criterion)
+    rules = {"greater_is_better", "threshold", "min_absolute_change", "min_relative_change", "max_regression"}
+    assert rules <= set(criterion)
     assert schema["$defs"]["deployTarget"]["properties"]["type"]["enum"] == ["command", "webhook", "gitops"]
