@@ -5,17 +5,24 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
 from . import __version__
-from .errors import EXIT_INTERNAL, EXIT_INTERRUPTED, BotError, ConfigError
+from .errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, BotError, ConfigError
 
 # command -> (module under flows/, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "validate": ("validate", "check ml.yaml against the schema and for consistency"),
     "run": ("run", "run the training pipeline, skipping steps whose inputs did not change"),
     "compare": ("compare", "compare the challenger with the champion under the criteria"),
+    "report": ("report", "post a decision as the PR/MR comment, commit status, job summary and CI outputs"),
+    "promote": ("promote", "register the challenger and make it the champion when the criteria pass"),
+    "deploy": ("deploy", "deploy the champion (or a version) to the deploy targets"),
+    "gate": ("gate", "release gate: exit 0 only if the version is the champion and carries required tags"),
+    "rollback": ("rollback", "make the previous champion the champion again and redeploy it"),
+    "status": ("status", "show the champion, the previous one and recent versions with their verdicts"),
 }
 
 
@@ -78,6 +85,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("mlops-bot: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # The reader went away (`mlops-bot status | head`): not an error; keep Python from complaining at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
     except Exception as exc:
         if args.traceback:
             raise

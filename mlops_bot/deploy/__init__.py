@@ -1,0 +1,10 @@
+"""Deployment targets (command, webhook, gitops) and `deploy_all`, which runs them and records the results.
+
+Only `base` is imported here; a target's module (and httpx, ruamel.yaml) loads when a target of its type runs.
+"""
+
+from __future__ import annotations
+
+from .base import DeployFailed, DeployRequest, DeployResult, deploy_all, raise_for_failures
+
+__all__ = ["DeployFailed", "DeployRequest", "DeployResult", "deploy_all", "raise_for_failures"]

@@ -159,6 +159,15 @@ class Registry(Protocol):
         """Deleting an alias that is not set is not an error."""
         ...
 
+    # mutual exclusion between bots promoting the same model (see registry/lock.py)
+    def try_lock(self, name: str, owner: str, ttl_ms: int) -> str:
+        """Takes lock `name` for `owner` unless another owner holds it unexpired; returns the holder (== owner
+        on success). An expired lock is taken over. Repeating a call that succeeded returns owner again."""
+        ...
+    def unlock(self, name: str, owner: str) -> None:
+        """Releases the lock if `owner` holds it; otherwise does nothing."""
+        ...
+
     # polling
     def events_since(self, cursor: str | None, model_names: Sequence[str]) -> tuple[list[RegistryEvent], str]:
         """Changes after `cursor` (opaque; None = from now, returning no history) and the next cursor."""

@@ -1,0 +1,151 @@
+"""API economy of one PR check: GitHub and registry requests as comments and model versions grow.
+
+One PR check here = `compare` against the champion in a real `mlflow server` (registry requests counted at
+the httpx transport) + `report` to the local GitHub server (requests counted by the server, which also checks
+them against GitHub's contract). Existing comments grow 0 -> 250 -> 1000 (other people's, some quoting the
+marker, with the bot's own comment last: the worst case, every page read) and model versions 1 -> 40 -> 160.
+
+Budget (DESIGN.md): GitHub requests <= ceil(comments / 100) + a constant; registry requests do not grow
+with the number of versions (the chart reads at most report.history earlier champions).
+Run: .venv/bin/python benchmarks/api_calls.py   (starts mlflow once: 15-40 s). Exit 1 if over budget.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import tempfile
+import textwrap
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from mlops_bot.champion import PROMOTED_TAG  # noqa: E402
+from mlops_bot.config import load_config  # noqa: E402
+from mlops_bot.context import CIContext  # noqa: E402
+from mlops_bot.flows.compare import compare_registry  # noqa: E402
+from mlops_bot.flows.report import publish  # noqa: E402
+from mlops_bot.forges.github import GitHubForge  # noqa: E402
+from mlops_bot.registry.mlflow import MlflowRegistry  # noqa: E402
+from tests.servers import mlflow_server  # noqa: E402
+from tests.servers.github_server import GitHubServer  # noqa: E402
+
+COMMENTS = (0, 250, 1000)
+VERSIONS = (1, 40, 160)
+HEAD = "ec26c3e57ca3a959ca5aad62de7213c562f8c821"
+TOKEN = "ghs_" + "Bench0" * 6
+MARKER_OF = "<!-- mlops-bot:report model={} -->"
+ML_YAML = """\
+version: 1
+model: {{name: {model}, artifact: build/model}}
+tracking: {{uri: "{uri}", experiment: {model}}}
+pipeline:
+  train: {{cmd: [python, train.py], outs: [build/model]}}
+  evaluate: {{cmd: [python, evaluate.py], deps: [build/model], metrics: build/metrics.json}}
+compare:
+  criteria:
+    - {{metric: accuracy, threshold: 0.8, min_absolute_change: 0.001}}
+    - {{metric: latency_ms, greater_is_better: false, max_regression: {{relative: 0.1}}}}
+"""
+
+
+class Counting(httpx.BaseTransport):
+    def __init__(self) -> None:
+        self.inner = httpx.HTTPTransport()
+        self.count = 0
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        self.count += 1
+        return self.inner.handle_request(request)
+
+
+def seed_registry(uri: str, model: str, versions: int) -> str:
+    """`versions` model versions (every third tagged as an earlier champion, the last one the champion) and a
+    challenger run; returns the challenger's run id."""
+    registry = MlflowRegistry(uri, {})
+    experiment = registry.get_or_create_experiment(model).experiment_id
+    registry.get_or_create_registered_model(model)
+    version = None
+    for i in range(versions):
+        run = registry.create_run(experiment, f"v{i}")
+        registry.log_batch(run.run_id, metrics={"accuracy": 0.85 + i / 10_000, "latency_ms": 10.0})
+        registry.update_run(run.run_id, "FINISHED")
+        version = registry.create_model_version(model, f"runs:/{run.run_id}/model", run.run_id)
+        if i % 3 == 0:
+            registry.set_model_version_tag(model, version.version, PROMOTED_TAG, str(1_700_000_000 + i))
+    assert version is not None
+    registry.set_alias(model, "champion", version.version)
+    challenger = registry.create_run(experiment, "challenger")
+    registry.log_batch(challenger.run_id, metrics={"accuracy": 0.97, "latency_ms": 10.5})
+    registry.update_run(challenger.run_id, "FINISHED")
+    registry.close()
+    return challenger.run_id
+
+
+def one_check(uri: str, work: Path, model: str, run_id: str, comments: int) -> tuple[int, int]:
+    """(GitHub requests, registry requests) of one compare + report."""
+    (work / "ml.yaml").write_text(ML_YAML.format(model=model, uri=uri))
+    config = load_config(work / "ml.yaml")
+    counting = Counting()
+    registry = MlflowRegistry(uri, {}, transport=counting)
+    try:
+        decision = compare_registry(config, registry, run_id)
+    finally:
+        registry.close()
+    github = GitHubServer().start()
+    try:
+        github.add_account(TOKEN, "github-actions[bot]", kind="installation")
+        github.add_pull(2, HEAD)
+        marker = MARKER_OF.format(model)
+        for i in range(comments):
+            github.add_comment(2, f"> {marker}" if i % 97 == 5 else f"comment {i}", f"reviewer{i % 9}")
+        if comments:
+            github.add_comment(2, f"{marker}\nearlier report", "github-actions[bot]")
+        context = CIContext(platform="github", event="pull_request", flow="check", reason="", pr_number=2,
+                            sha=HEAD, repository=github.repository, server_url=github.origin)
+        forge = GitHubForge(api_url=github.api_url, repository=github.repository, token=TOKEN, number=2,
+                            write_interval=0)
+        publish(decision, context, {}, settings=config.report, root=work, forge=forge)
+        assert not github.violations, github.violations
+        return len(github.seen), counting.count
+    finally:
+        github.stop()
+
+
+def main() -> int:
+    with tempfile.TemporaryDirectory(prefix="mlops-bot-api-") as tmp:
+        server = mlflow_server.start(Path(tmp) / "mlflow")
+        try:
+            rows = []
+            for versions in VERSIONS:
+                model = f"bench-{versions}"
+                run_id = seed_registry(server.uri, model, versions)
+                for comments in COMMENTS:
+                    work = Path(tmp) / f"{model}-{comments}"
+                    work.mkdir()
+                    rows.append((comments, versions, *one_check(server.uri, work, model, run_id, comments)))
+        finally:
+            server.stop()
+    print(textwrap.dedent("""
+        comments  versions  github requests  budget  registry requests"""))
+    over = False
+    for comments, versions, gh, reg in rows:
+        budget = max(1, math.ceil((comments + 1) / 100)) + 2  # pages + comment write + status
+        over |= gh > budget
+        print(f"{comments:8}  {versions:8}  {gh:15}  {budget:6}  {reg:17}")
+    # The chart reads at most report.history earlier champions: fewer versions than that cost less, more
+    # versions cost nothing more.
+    by_versions = {v: {r[3] for r in rows if r[1] == v} for v in VERSIONS}
+    many = [by_versions[v] for v in VERSIONS[1:]]
+    if any(len(c) != 1 for c in by_versions.values()) or any(c != many[0] for c in many):
+        over = True
+        print(f"registry requests grow with the number of versions: {by_versions}")
+    print("within budget" if not over else "OVER BUDGET")
+    return 1 if over else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,225 @@
+"""Deployment: the request each target gets, the result it returns, and `deploy_all`, which runs the targets
+of ml.yaml in order and records every outcome on the model version as tags.
+
+Tags, per target T (the registry is the record of what is deployed where; names from `tags`):
+  mlops_bot.deploy.T.status   running | succeeded | failed
+  mlops_bot.deploy.T.at       when that status was set (ISO 8601, UTC, milliseconds)
+  mlops_bot.deploy.T.key      the idempotency key of the deployment (webhook receivers dedup on it)
+  mlops_bot.deploy.T.detail   one line of what happened (or the error)
+  mlops_bot.deploy.T.url / .commit   the pull request opened or the commit pushed, when there is one
+The request's decision comes from the version's tags.VERDICT and tags.DECISION_SUMMARY (written by promote).
+
+`running` is written before a target starts, so a deploy killed half-way leaves `running` behind and the
+next `deploy` retries it with the same key. A target whose last status is `succeeded` is skipped, unless a
+later deployment of another version went to the same target since (a rollback then redeploys the older
+version, under a new key) or `force` is given.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib
+import os
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .. import tags as names
+from ..console import log
+from ..errors import BotError, UsageError
+
+if TYPE_CHECKING:
+    from ..config import Config, DeployTarget
+    from ..registry.base import ModelVersion, Registry
+    from .gitops import ChangeRequests
+
+TAG_PREFIX = names.PREFIX + "deploy."
+DETAIL_LIMIT = 500
+Echo = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class DeployRequest:
+    model_name: str
+    version: str
+    model_uri: str  # models:/<name>/<version>
+    verdict: str = ""  # pass | fail | "" when no decision is recorded on the version
+    summary: str = ""
+    commit: str | None = None  # the training commit
+    idempotency_key: str = ""  # stable for (model, version, target) across retries and re-runs
+
+    @property
+    def decision(self) -> str:
+        """The decision in a few words, for commit messages and logs."""
+        return {"pass": "criteria passed", "fail": "criteria failed"}.get(self.verdict, "no recorded decision")
+
+    def placeholders(self) -> dict[str, str]:
+        return {"model_uri": self.model_uri, "model_name": self.model_name, "model_version": self.version}
+
+
+@dataclass(frozen=True)
+class DeployResult:
+    target: str
+    type: str
+    status: str  # succeeded | failed | skipped
+    detail: str
+    url: str | None = None  # pull request opened
+    commit: str | None = None  # commit pushed (gitops)
+    key: str = ""
+
+    @property
+    def failed(self) -> bool:
+        return self.status == "failed"
+
+    def as_json(self) -> dict[str, Any]:
+        return {"target": self.target, "type": self.type, "status": self.status, "detail": self.detail,
+                "url": self.url, "commit": self.commit, "idempotency_key": self.key}
+
+
+@dataclass(frozen=True)
+class DeployContext:
+    """What a target needs beyond its request: where ml.yaml lives, the forge, the output and the environment."""
+
+    root: Path
+    delivery: str  # one id per deploy_all call (webhook X-MLOps-Bot-Delivery)
+    forge: ChangeRequests | None = None
+    echo: Echo = log
+    env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+
+
+class DeployFailed(BotError):
+    """At least one target failed; the others ran and every result is recorded on the model version."""
+
+    def __init__(self, results: Sequence[DeployResult]) -> None:
+        self.results = list(results)
+        failed = [r for r in results if r.failed]
+        lines = [f"{r.target}: {r.detail}" for r in failed]
+        super().__init__(f"{len(failed)} of {len(results)} deploy target(s) failed; fix the cause and run "
+                         "`mlops-bot deploy` again to retry them:\n" + "\n".join(lines))
+
+
+def tag(target: str, field_name: str) -> str:
+    return f"{TAG_PREFIX}{target}.{field_name}"
+
+
+def first_key(model: str, version: str, target: str) -> str:
+    return hashlib.sha256(f"mlops-bot\0{model}\0{version}\0{target}".encode()).hexdigest()[:32]
+
+
+def next_key(previous: str) -> str:
+    """The key of a redeployment after `previous` succeeded: new, yet the same on every retry of it."""
+    return hashlib.sha256(f"{previous}\0redeploy".encode()).hexdigest()[:32]
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def request_for(version: ModelVersion) -> DeployRequest:
+    return DeployRequest(
+        model_name=version.name, version=version.version, model_uri=f"models:/{version.name}/{version.version}",
+        verdict=version.tags.get(names.VERDICT, ""), summary=version.tags.get(names.DECISION_SUMMARY, ""),
+        commit=version.tags.get(names.COMMIT) or version.tags.get("mlflow.source.git.commit") or None,
+    )
+
+
+def select(config: Config, wanted: Sequence[str] | None) -> list[DeployTarget]:
+    if not wanted:
+        return list(config.deploy)
+    known = [t.name for t in config.deploy]
+    unknown = [n for n in wanted if n not in known]
+    if unknown:
+        have = ", ".join(known) if known else "none"
+        raise UsageError(f"--target {unknown[0]}: no such deploy target in {config.path.name} (it has: {have}).")
+    return [t for t in config.deploy if t.name in wanted]
+
+
+def scrub(text: str, secrets: Sequence[str]) -> str:
+    """One line, bounded, and without any secret value even if a library echoed one."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
+    text = " | ".join(line.strip() for line in text.splitlines() if line.strip())
+    return text if len(text) <= DETAIL_LIMIT else text[:DETAIL_LIMIT - 3] + "..."
+
+
+def deploy_all(config: Config, registry: Registry, version: str | int, targets: Sequence[str] | None = None,
+               forge: ChangeRequests | None = None, *, force: bool = False, echo: Echo = log) -> list[DeployResult]:
+    """Deploys `version` of config.model.name to the chosen targets (all by default), in ml.yaml order.
+
+    One result per target; a failed target does not stop the others. `raise_for_failures(results)` then
+    raises DeployFailed (exit 3) when any failed. Registry errors propagate: without the record, deploying
+    on would lose track of what went where.
+    """
+    chosen = select(config, targets)
+    model_version = registry.get_model_version(config.model.name, str(version))
+    context = DeployContext(root=config.root, delivery=uuid.uuid4().hex, forge=forge, echo=echo)
+    deployment = _Deployment(registry, model_version, context, force)
+    return [deployment.run(target) for target in chosen]
+
+
+def raise_for_failures(results: Sequence[DeployResult]) -> None:
+    if any(r.failed for r in results):
+        raise DeployFailed(results)
+
+
+class _Deployment:
+    def __init__(self, registry: Registry, version: ModelVersion, context: DeployContext, force: bool) -> None:
+        self.registry, self.version, self.context, self.force = registry, version, context, force
+        self.request = request_for(version)
+        self._others: list[ModelVersion] | None = None
+
+    def run(self, target: DeployTarget) -> DeployResult:
+        tags, name = self.version.tags, target.name
+        status, key = tags.get(tag(name, "status"), ""), tags.get(tag(name, "key"), "")
+        if status == "succeeded" and not self.force and self._current(name):
+            return DeployResult(name, target.type, "skipped", f"already deployed ({tags.get(tag(name, 'at'))}); "
+                                "--force deploys again", tags.get(tag(name, "url")), tags.get(tag(name, "commit")), key)
+        if status == "succeeded" or not key:  # a new deployment; a failed or interrupted one is retried as it was
+            key = next_key(key) if key else first_key(self.version.name, self.version.version, name)
+        self._record(name, {"status": "running", "at": now_iso(), "key": key, "detail": "deploying"})
+        result = self._attempt(target, key)
+        extra = {k: v for k, v in (("url", result.url), ("commit", result.commit)) if v}
+        self._record(name, {"status": result.status, "at": now_iso(), "detail": result.detail, **extra})
+        self.context.echo(f"mlops-bot: deploy {name} ({target.type}) v{self.version.version}: {result.status}: "
+                          f"{result.detail}")
+        return result
+
+    def _current(self, name: str) -> bool:
+        """No other version was deployed to `name` since this one was (else this is a redeploy, a rollback)."""
+        if self._others is None:
+            self._others = self.registry.search_model_versions(self.version.name)
+        mine = self.version.tags.get(tag(name, "at"), "")
+        return all(v.tags.get(tag(name, "at"), "") <= mine for v in self._others if v.version != self.version.version)
+
+    def _attempt(self, target: DeployTarget, key: str) -> DeployResult:
+        secrets = [self.context.env.get(target.secret_env, "")] if target.secret_env else []
+        try:
+            done: DeployResult = _module(target).deploy(target, with_key(self.request, key), self.context)
+            return replace(done, detail=scrub(done.detail, secrets), key=key)
+        except BotError as exc:
+            return DeployResult(target.name, target.type, "failed", scrub(str(exc), secrets), key=key)
+        except BaseException as exc:
+            why = "interrupted" if isinstance(exc, KeyboardInterrupt) else f"internal error ({type(exc).__name__})"
+            with contextlib.suppress(Exception):  # the original exception matters more
+                self._record(target.name, {"status": "failed", "at": now_iso(), "detail": why})
+            raise
+
+    def _record(self, target: str, fields: Mapping[str, str]) -> None:
+        for field_name, value in fields.items():
+            self.registry.set_model_version_tag(self.version.name, self.version.version, tag(target, field_name),
+                                                value)
+
+
+def _module(target: DeployTarget) -> Any:
+    if target.type not in ("command", "webhook", "gitops"):
+        raise UsageError(f"deploy target '{target.name}': unknown type '{target.type}' (command, webhook or gitops).")
+    return importlib.import_module(f"{__package__}.{target.type}")
+
+
+def with_key(request: DeployRequest, key: str) -> DeployRequest:
+    return replace(request, idempotency_key=key)

@@ -1,0 +1,208 @@
+"""The `gitops` target: sets values in a manifest in a git repository and pushes the change (or opens a PR).
+
+The repository (`repo:` a URL or a path, relative paths from ml.yaml's directory; default: the URL of the
+`origin` remote of the repository holding ml.yaml) is cloned shallowly into a temporary directory. The
+assignments of `set:` are made with their placeholders filled in ({model_uri}, {model_name},
+{model_version}); `canary: {traffic_percent: N}` also sets `spec.predictor.canaryTrafficPercent: N` in a
+KServe InferenceService: KServe (serverless mode) then sends N% of the traffic to the new revision and the
+rest to the last one rolled out at 100% (set 100, or remove the field, to roll out fully).
+
+The commit names the model, the version and the decision. It is pushed to `branch` (default: the remote's
+default branch); when the remote moved meanwhile, the push is retried on top of the new tip (fetch,
+re-apply). With `pull_request: true` it goes to the branch `mlops-bot/deploy-<model>-v<version>` and a
+pull/merge request into `branch` is opened through the forge, in the repository the CI runs for: so
+pull_request mode is for a manifest in the project's own repository (the default `repo`). A manifest that
+holds the values already gets no commit: "already deployed". git authenticates as it is configured
+(credential helper, SSH agent, or a token in the URL from an ${ENV} variable); URLs are shown without
+credentials. The commit author is the configured git identity, or mlops-bot when there is none.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Protocol
+
+from ..config import DeployTarget
+from ..errors import RemoteError, UsageError
+from . import yamledit
+from .base import DeployContext, DeployRequest, DeployResult
+
+PUSH_ATTEMPTS = 5
+GIT_TIMEOUT_S = 300.0
+BOT_IDENTITY = ("-c", "user.name=mlops-bot", "-c", "user.email=mlops-bot@users.noreply.localhost")
+_RACE = re.compile(r"\[rejected\]|fetch first|non-fast-forward|cannot lock ref|stale info|incorrect old value")
+
+
+class ChangeRequests(Protocol):
+    """The forge seam for pull/merge requests (GitHub, GitLab and the local forge adapters satisfy it)."""
+
+    def open_pull_request(self, head: str, base: str, title: str, body: str) -> str:
+        """Opens a pull/merge request from branch `head` into `base`, or finds the open one; returns its URL."""
+        ...
+
+
+def shown(url: str) -> str:
+    return re.sub(r"(?<=://)[^/@]*@", "", url)
+
+
+class _Git:
+    def __init__(self, work: Path, timeout: float, url: str, env: Mapping[str, str]) -> None:
+        self.work, self.timeout, self.url = work, timeout, url
+        # Never wait for a password prompt; English messages, since a rejected push is recognised by its text.
+        self.env = {**env, "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C"}
+
+    def run(self, *args: str, check: bool = True, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+        try:
+            done = subprocess.run(["git", *args], cwd=cwd or self.work, env=self.env, capture_output=True, text=True,
+                                  timeout=self.timeout, stdin=subprocess.DEVNULL, check=False)
+        except subprocess.TimeoutExpired:
+            raise RemoteError("git", None, shown(self.url), f"git {args[0]} timed out after {self.timeout:g}s; "
+                              "check the network or raise the target's timeout") from None
+        except FileNotFoundError:
+            raise UsageError("gitops deploy needs the `git` program; install it.") from None
+        if check and done.returncode != 0:
+            raise RemoteError("git", None, shown(self.url), f"git {args[0]} failed: {self.tail(done)}")
+        return done
+
+    def tail(self, done: subprocess.CompletedProcess[str]) -> str:
+        lines = [line.strip() for line in (done.stderr or done.stdout).splitlines() if line.strip()]
+        return shown(" | ".join(lines[-3:])) or f"exit code {done.returncode}"
+
+    def out(self, *args: str) -> str:
+        return self.run(*args).stdout.strip()
+
+
+def repo_url(target: DeployTarget, root: Path, env: Mapping[str, str]) -> str:
+    if target.repo:
+        if "://" in target.repo or re.match(r"^[\w.-]+@[\w.-]+:", target.repo):
+            return target.repo
+        return (root / target.repo).resolve().as_uri()  # file:// so that --depth applies to local clones
+    git = _Git(root, 30.0, str(root), env)
+    done = git.run("remote", "get-url", "origin", check=False)
+    if done.returncode != 0 or not done.stdout.strip():
+        raise UsageError(f"deploy target '{target.name}' has no repo and {root} has no 'origin' remote; "
+                         "add repo: (a URL or a path) to the target in ml.yaml.")
+    url = done.stdout.strip()
+    return url if "://" in url or re.match(r"^[\w.-]+@[\w.-]+:", url) else (root / url).resolve().as_uri()
+
+
+def message(request: DeployRequest, target: DeployTarget) -> tuple[str, str]:
+    """The commit's subject and body (also the pull request's title and description)."""
+    subject = f"deploy {request.model_name} v{request.version} ({request.decision})"
+    lines = [request.summary] if request.summary else []
+    lines += ["", f"Model-URI: {request.model_uri}", f"Deploy-Target: {target.name}"]
+    if target.canary_percent is not None:
+        lines.append(f"Canary-Traffic-Percent: {target.canary_percent}")
+    if request.commit:
+        lines.append(f"Source-Commit: {request.commit}")
+    lines.append(f"Idempotency-Key: {request.idempotency_key}")
+    return subject, "\n".join(lines).strip()
+
+
+def deploy(target: DeployTarget, request: DeployRequest, context: DeployContext) -> DeployResult:
+    if not target.file or not target.set:
+        raise UsageError(f"deploy target '{target.name}' (gitops) needs file: and set: in ml.yaml.")
+    url = repo_url(target, context.root, context.env)
+    with tempfile.TemporaryDirectory(prefix="mlops-bot-gitops-") as tmp:
+        work = Path(tmp) / "repo"
+        git = _Git(work, target.timeout or GIT_TIMEOUT_S, url, context.env)
+        branch = ("--branch", target.branch) if target.branch else ()
+        git.run("clone", "--quiet", "--depth", "1", "--no-tags", *branch, "--", url, str(work), cwd=Path(tmp))
+        base = git.out("symbolic-ref", "--short", "HEAD")
+        if target.pull_request:
+            return _pull_request(git, target, request, context, base)
+        return _push(git, target, request, context, base)
+
+
+def _apply(git: _Git, target: DeployTarget, request: DeployRequest) -> bool:
+    """Edits the manifest in the clone; False when it held the values already."""
+    assert target.file is not None
+    path = git.work / target.file
+    if not path.resolve().is_relative_to(git.work.resolve()):  # a symlink in the repository must not lead out
+        raise UsageError(f"deploy target '{target.name}': {target.file} leads outside the repository; "
+                         "point file: at the manifest itself.")
+    if not path.is_file():
+        raise UsageError(f"deploy target '{target.name}': {target.file} does not exist in {shown(git.url)}; "
+                         "fix file: or the branch.")
+    text = path.read_text(encoding="utf-8")
+    values = {key: yamledit.fill(value, request.placeholders()) for key, value in target.set.items()}
+    try:
+        if target.canary_percent is not None:
+            if yamledit.load(text).get("kind") != "InferenceService":
+                raise yamledit.ManifestError("is not a KServe InferenceService, so canary.traffic_percent has no "
+                                             "field to set; use set: for your manifest's own traffic field")
+            values["spec.predictor.canaryTrafficPercent"] = str(target.canary_percent)
+        edited = yamledit.edit(text, values)
+    except yamledit.ManifestError as exc:
+        raise UsageError(f"deploy target '{target.name}': {target.file}: {exc}.") from None
+    if edited == text:
+        return False
+    path.write_text(edited, encoding="utf-8")
+    return True
+
+
+def _commit(git: _Git, target: DeployTarget, request: DeployRequest) -> str:
+    assert target.file is not None
+    identity = () if git.run("config", "user.email", check=False).stdout.strip() else BOT_IDENTITY
+    subject, body = message(request, target)
+    git.run("add", "--", target.file)
+    git.run(*identity, "commit", "--quiet", "-m", subject, "-m", body)
+    return git.out("rev-parse", "HEAD")
+
+
+def _push(git: _Git, target: DeployTarget, request: DeployRequest, context: DeployContext, base: str) \
+        -> DeployResult:
+    for attempt in range(1, PUSH_ATTEMPTS + 1):
+        if not _apply(git, target, request):
+            return DeployResult(target.name, target.type, "succeeded", f"already deployed: {target.file} on {base} "
+                                f"holds v{request.version}", commit=git.out("rev-parse", "HEAD"))
+        sha = _commit(git, target, request)
+        done = git.run("push", "--quiet", "origin", f"HEAD:refs/heads/{base}", check=False)
+        if done.returncode == 0:
+            return DeployResult(target.name, target.type, "succeeded", f"pushed {sha[:12]} to {base} of "
+                                f"{shown(git.url)}", commit=sha)
+        if not _RACE.search(done.stderr) or attempt == PUSH_ATTEMPTS:
+            raise RemoteError("git", None, shown(git.url), f"push to {base} failed after {attempt} attempt(s): "
+                              f"{git.tail(done)}")
+        context.echo(f"mlops-bot: deploy {target.name}: {base} moved on the remote; fetching and re-applying")
+        git.run("fetch", "--quiet", "--depth", "1", "origin", base)
+        git.run("reset", "--quiet", "--hard", "FETCH_HEAD")
+    raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+def head_branch(request: DeployRequest) -> str:
+    model = re.sub(r"[^A-Za-z0-9._-]+", "-", request.model_name).strip(".-") or "model"
+    return f"mlops-bot/deploy-{model}-v{request.version}"
+
+
+def _pull_request(git: _Git, target: DeployTarget, request: DeployRequest, context: DeployContext, base: str) \
+        -> DeployResult:
+    if context.forge is None:
+        raise UsageError(f"deploy target '{target.name}' has pull_request: true, but no forge is available here "
+                         "(run in GitHub Actions or GitLab CI with a token, or push to the branch instead).")
+    if not _apply(git, target, request):
+        return DeployResult(target.name, target.type, "succeeded", f"already deployed: {target.file} on {base} "
+                            f"holds v{request.version}; no pull request needed", commit=git.out("rev-parse", "HEAD"))
+    sha = _commit(git, target, request)
+    head = head_branch(request)
+    remote = git.run("ls-remote", "--heads", "origin", f"refs/heads/{head}").stdout.split()
+    if remote and _same_file(git, target, remote[0], head):
+        sha = remote[0]  # pushed by an earlier run: keep that commit (and the review on it)
+    else:
+        # Our own branch, rebuilt on the current base; the lease keeps a branch changed since we looked intact.
+        lease = f"--force-with-lease=refs/heads/{head}:{remote[0] if remote else ''}"
+        git.run("push", "--quiet", lease, "origin", f"HEAD:refs/heads/{head}")
+    subject, body = message(request, target)
+    link = context.forge.open_pull_request(head=head, base=base, title=subject, body=body)
+    return DeployResult(target.name, target.type, "succeeded", f"pull request {link} from {head} into {base}",
+                        url=link, commit=sha)
+
+
+def _same_file(git: _Git, target: DeployTarget, sha: str, head: str) -> bool:
+    assert target.file is not None
+    git.run("fetch", "--quiet", "--depth", "1", "origin", f"refs/heads/{head}")
+    return git.run("diff", "--quiet", sha, "HEAD", "--", target.file, check=False).returncode == 0

@@ -1,0 +1,158 @@
+"""`mlops-bot compare`: judge the challenger against the champion under ml.yaml's criteria.
+
+Offline (what-if): `--challenger-metrics A --champion-metrics B` compares two metrics files with ml.yaml's
+criteria (and significance, given both predictions files); no registry is opened. Otherwise the challenger is
+`--run ID` (default: the run `mlops-bot run` last produced here) and the champion is the model version behind
+`compare.champion.alias`; no champion yet is a bootstrap. Exit 0 when the verdict passes, 1 when it fails;
+`--json` prints the Decision, `--out FILE` writes the markdown report (atomically).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+from datetime import datetime
+from pathlib import Path
+
+from ..champion import challenger_from_run, champion_history, latest_run_id, resolve_champion
+from ..config import Compare, Config, load_config
+from ..console import emit_json, log
+from ..decide import decide
+from ..decision import Challenger, Champion, Decision, SignificanceResult
+from ..errors import EXIT_NEGATIVE, EXIT_OK, DataError, UsageError
+from ..metricsfile import paired_scores, read_metrics, read_predictions
+from ..registry.base import Registry
+from ..report import Links, render_markdown
+from ..rescore import rescore
+from ..significance import significance_of
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--run", metavar="ID", help="the challenger's tracking run (default: the last `run`)")
+    parser.add_argument("--out", metavar="FILE", help="write the markdown report to FILE")
+    parser.add_argument("--challenger-metrics", metavar="FILE", help="offline: the challenger's metrics file")
+    parser.add_argument("--champion-metrics", metavar="FILE", help="offline: the champion's metrics file")
+    parser.add_argument("--challenger-predictions", metavar="FILE",
+                        help="per-row predictions of the challenger (CSV with a row_id column)")
+    parser.add_argument("--champion-predictions", metavar="FILE",
+                        help="per-row predictions of the champion on the same rows")
+    parser.epilog = ("Metrics files are JSON, YAML or CSV. Exit 0 when all criteria pass (and the improvement is "
+                     "significant, if ml.yaml asks), 1 when they do not, 3 when inputs are missing or unusable.")
+
+
+def main(args: argparse.Namespace) -> int:
+    root = Path(args.directory)
+    config = load_config(root / args.config)
+    links = Links()
+    if args.challenger_metrics and args.champion_metrics:
+        decision = compare_files(config, root / args.challenger_metrics, root / args.champion_metrics,
+                                 _path(root, args.challenger_predictions), _path(root, args.champion_predictions))
+    elif args.challenger_metrics or args.champion_metrics:
+        raise UsageError("offline compare needs both --challenger-metrics and --champion-metrics.")
+    else:
+        from ..registry import open_registry
+
+        registry = open_registry(config.tracking.uri, config.root)
+        try:
+            decision = compare_registry(config, registry, args.run, _path(root, args.challenger_predictions),
+                                        _path(root, args.champion_predictions))
+            links = _links(registry.tracking_uri, decision)
+        finally:
+            registry.close()
+    return finish(decision, config, args, links)
+
+
+def compare_files(config: Config, challenger_metrics: Path, champion_metrics: Path,
+                  challenger_predictions: Path | None = None, champion_predictions: Path | None = None,
+                  now: datetime | None = None) -> Decision:
+    """The offline decision from two metrics files (non-finite values fail their criterion with a reason)."""
+    challenger = Challenger(run_id=None, metrics=read_metrics(challenger_metrics, allow_nonfinite=True),
+                            source=str(challenger_metrics))
+    champion = Champion(version=None, run_id=None, metrics=read_metrics(champion_metrics, allow_nonfinite=True),
+                        source=str(champion_metrics))
+    significance = significance_from_files(config.compare, champion, challenger_predictions, champion_predictions)
+    return decide(config.model.name, config.compare, challenger, champion, significance=significance, now=now)
+
+
+def compare_registry(config: Config, registry: Registry, run_id: str | None,
+                     challenger_predictions: Path | None = None, champion_predictions: Path | None = None,
+                     now: datetime | None = None, rescore_champion: bool = True) -> Decision:
+    """The decision for a tracking run against the registered champion, with earlier champions for the chart.
+
+    Without `run_id` the challenger is the run last produced in this workspace, and its predictions default
+    to the file the pipeline wrote; for another run they must be given. With `compare.rescore_champion`,
+    the champion's model is scored again by the evaluation step on today's data (see rescore.py).
+    """
+    run = registry.get_run(run_id or latest_run_id(config, registry))
+    challenger = challenger_from_run(run)
+    champion = resolve_champion(registry, config.model.name, config.compare.champion.alias)
+    history = champion_history(registry, config.model.name, config.report.history, champion)
+    if challenger_predictions is None and run_id is None:
+        challenger_predictions = _step_predictions(config)
+    workdir = None
+    try:
+        if champion is not None and config.compare.rescore_champion and rescore_champion:
+            rescored = rescore(config, registry, champion)
+            champion, workdir = rescored.champion, rescored.workdir
+            champion_predictions = champion_predictions or rescored.predictions
+        significance = significance_from_files(config.compare, champion, challenger_predictions,
+                                               champion_predictions)
+    finally:
+        if workdir is not None:
+            shutil.rmtree(workdir, ignore_errors=True)
+    return decide(config.model.name, config.compare, challenger, champion, significance=significance,
+                  history=history, now=now)
+
+
+def significance_from_files(compare: Compare, champion: Champion | None, challenger_predictions: Path | None,
+                            champion_predictions: Path | None) -> SignificanceResult | None:
+    """The configured test on both predictions files; never skipped silently when a champion exists."""
+    spec = compare.significance
+    if spec is None or champion is None:
+        return None
+    if challenger_predictions is None or champion_predictions is None:
+        missing = [flag for flag, path in (("--challenger-predictions", challenger_predictions),
+                                           ("--champion-predictions", champion_predictions)) if path is None]
+        raise DataError(f"compare.significance is configured but {' and '.join(missing)} "
+                        f"{'was' if len(missing) == 1 else 'were'} not given: the test needs both models' "
+                        "predictions on the same rows (or remove significance from ml.yaml).")
+    scores = paired_scores(read_predictions(challenger_predictions), read_predictions(champion_predictions),
+                           spec.metric)
+    direction = next((c.greater_is_better for c in compare.criteria if c.metric == spec.metric), True)
+    return significance_of(spec, scores, direction)
+
+
+def finish(decision: Decision, config: Config, args: argparse.Namespace, links: Links) -> int:
+    """Writes --out, prints the Decision (JSON) or the report (markdown), and returns the exit code."""
+    markdown = render_markdown(decision, links=links, history=config.report.history,
+                               chart=config.report.chart == "mermaid")
+    if args.out:
+        from ..pipeline.hashing import write_atomic
+
+        out = Path(args.directory) / args.out
+        out.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(out, markdown)
+    if args.json:
+        emit_json(decision.to_dict())
+    else:
+        print(markdown, end="", flush=True)
+    log(f"mlops-bot: {decision.verdict}: {decision.summary}")
+    return EXIT_OK if decision.passed else EXIT_NEGATIVE
+
+
+def _path(root: Path, value: str | None) -> Path | None:
+    return None if not value else root / value
+
+
+def _step_predictions(config: Config) -> Path | None:
+    for step in config.pipeline.values():
+        if step.predictions and (config.root / step.predictions).is_file():
+            return config.root / step.predictions
+    return None
+
+
+def _links(tracking_uri: str, decision: Decision) -> Links:
+    experiment = decision.challenger.lineage.get("experiment")
+    if not tracking_uri.lower().startswith(("http://", "https://")) or not experiment:
+        return Links()
+    return Links(run=f"{tracking_uri.rstrip('/')}/#/experiments/{experiment}/runs/{{run_id}}")

@@ -1,0 +1,96 @@
+"""`mlops-bot deploy`: deploy the champion (or a given version) to the targets of ml.yaml.
+
+Targets run in ml.yaml order; each result is recorded on the model version, so a second run retries what
+failed and skips what is deployed already. Exit 0 when every target succeeded (or was up to date), 3 when
+any failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from types import FrameType
+
+from ..config import Config, load_config
+from ..console import emit_json, log
+from ..deploy import DeployResult, deploy_all, raise_for_failures
+from ..errors import UsageError
+from ..registry import alias_holder
+from ..registry.base import Registry
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--target", action="append", metavar="NAME",
+                        help="deploy only to this target (repeatable; default: every target in ml.yaml)")
+    parser.add_argument("--version", metavar="N", help="the model version to deploy (default: the one holding "
+                        "the promote alias, e.g. champion)")
+    parser.add_argument("--force", action="store_true", help="deploy again to targets that are up to date")
+    parser.epilog = "Exit 0 when every target succeeded or was up to date, 3 when any failed (re-run to retry)."
+
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """CI cancellation sends SIGTERM: stop the running deploy command's process group and record 'interrupted'."""
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _table(results: list[DeployResult]) -> str:
+    rows = [(r.target, r.type, r.status, r.url or (r.commit or "")[:12], r.detail) for r in results]
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    return "\n".join("  ".join(row[i].ljust(widths[i]) for i in range(4)) + "  " + row[4] for row in rows)
+
+
+class _ForgeWhenNeeded:
+    """The CI's forge, opened only when a gitops target asks for a pull request (only then is a token needed)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def open_pull_request(self, head: str, base: str, title: str, body: str) -> str:
+        from ..context import read_context
+        from ..forges import open_forge
+
+        env = dict(os.environ)
+        return open_forge(read_context(env), env, root=self.root).open_pull_request(head, base, title, body)
+
+
+def _champion(config: Config, registry: Registry) -> str:
+    holder = alias_holder(registry, config.model.name, config.promote.alias)
+    if holder is None:
+        raise UsageError(f"no version of {config.model.name} holds the alias '{config.promote.alias}'; "
+                         "promote one first or pass --version N.")
+    return holder.version
+
+
+def main(args: argparse.Namespace) -> int:
+    from ..registry import open_registry
+
+    config = load_config(Path(args.directory) / args.config)
+    registry = open_registry(config.tracking.uri, config.root)
+    try:
+        version = args.version or _champion(config, registry)
+        if not config.deploy:
+            log(f"mlops-bot: {config.path.name} declares no deploy targets; nothing to deploy.")
+        with _sigterm_as_interrupt():
+            results = deploy_all(config, registry, version, args.target, forge=_ForgeWhenNeeded(config.root),
+                                 force=args.force)
+    finally:
+        registry.close()
+    if args.json:
+        emit_json({"model": config.model.name, "version": str(version), "results": [r.as_json() for r in results]})
+    elif results:
+        print(_table(results), flush=True)
+    raise_for_failures(results)
+    return 0

@@ -1,0 +1,101 @@
+"""`mlops-bot gate`: for release pipelines. Open (exit 0) only when the version about to ship is the
+champion - or, with --version, passed its recorded decision - was not rolled back, and carries every
+required tag; closed (exit 1) otherwise, saying why."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from .. import tags
+from ..config import load_config
+from ..console import emit_json, log
+from ..errors import EXIT_NEGATIVE, EXIT_OK, NotFound, UsageError
+from ..registry import alias_holder
+from ..registry.base import ModelVersion
+
+
+@dataclass(frozen=True)
+class GateResult:
+    model: str
+    alias: str
+    version: str | None
+    is_open: bool
+    reasons: tuple[str, ...]
+
+    def as_json(self) -> dict[str, object]:
+        return {"model": self.model, "alias": self.alias, "version": self.version, "open": self.is_open,
+                "reasons": list(self.reasons)}
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--alias", help="gate the version behind this alias (default: promote.alias of ml.yaml)")
+    which.add_argument("--version", help="gate this model version: open if it is the champion or passed its "
+                                         "recorded decision")
+    parser.add_argument("--require-tag", action="append", default=[], metavar="K=V",
+                        help="the version must carry tag K with value V (repeatable)")
+
+
+def parse_required(pairs: Sequence[str]) -> dict[str, str]:
+    required = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--require-tag {pair!r}: write it as KEY=VALUE.")
+        required[key] = value
+    return required
+
+
+def judge_gate(model: str, alias: str, version: ModelVersion | None, holder: str | None, by_version: bool,
+               required: Mapping[str, str]) -> GateResult:
+    """Pure: why the gate is open or closed for `version`, given who holds `alias` now."""
+    if version is None:
+        return GateResult(model, alias, None, False, (f"no version of {model} holds the alias '{alias}'",))
+    reasons = []
+    is_champion = holder == version.version
+    verdict = version.tags.get(tags.VERDICT)
+    if by_version and not is_champion and verdict != "pass":
+        recorded = f"its recorded verdict is '{verdict}'" if verdict else "it has no recorded decision"
+        reasons.append(f"v{version.version} is not the {alias} (v{holder or 'none'}) and {recorded}")
+    if version.tags.get(tags.ROLLED_BACK):
+        reasons.append(f"v{version.version} was rolled back: {version.tags[tags.ROLLED_BACK]}")
+    for key, want in required.items():
+        have = version.tags.get(key)
+        if have != want:
+            shown = "missing" if have is None else f"'{have}'"
+            reasons.append(f"tag {key} must be '{want}' but is {shown}")
+    if not reasons:
+        why = f"v{version.version} is the {alias}" if is_champion else f"v{version.version} passed its decision"
+        return GateResult(model, alias, version.version, True, (why,))
+    return GateResult(model, alias, version.version, False, tuple(reasons))
+
+
+def main(args: argparse.Namespace) -> int:
+    from ..registry import open_registry
+
+    config = load_config(Path(args.directory) / args.config)
+    alias = args.alias or config.promote.alias
+    required = parse_required(args.require_tag)
+    registry = open_registry(config.tracking.uri, config.root)
+    try:
+        holder_version = alias_holder(registry, config.model.name, alias)
+        holder = holder_version.version if holder_version else None
+        version = holder_version
+        if args.version:
+            try:
+                version = registry.get_model_version(config.model.name, str(args.version))
+            except NotFound:
+                version = None
+                raise UsageError(f"--version {args.version}: {config.model.name} has no such version.") from None
+    finally:
+        registry.close()
+    result = judge_gate(config.model.name, alias, version, holder, bool(args.version), required)
+    if args.json:
+        emit_json(result.as_json())
+    state = "open" if result.is_open else "closed"
+    log(f"gate {state} for {config.model.name}" + (f" v{result.version}" if result.version else "") + ": "
+        + "; ".join(result.reasons))
+    return EXIT_OK if result.is_open else EXIT_NEGATIVE

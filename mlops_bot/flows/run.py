@@ -1,0 +1,113 @@
+"""`mlops-bot run`: run the training pipeline, skipping cached steps and reusing an identical earlier run.
+
+Imports are kept inside `main`: a run where provably nothing changed is answered by `pipeline.noop`
+before ml.yaml is even parsed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from ..console import emit_json, log
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--force", action="store_true", help="run every step, ignoring the cache and earlier runs")
+    parser.add_argument("--step", metavar="NAME", help="run only NAME and the steps it depends on")
+    parser.add_argument("--dry-run", action="store_true", help="say which steps would run and why; run nothing")
+    parser.epilog = ("A step runs when its command, deps, params or env changed since ml.lock recorded it, or its "
+                     "outs are missing. Exit 3 when a step fails, 130 when interrupted.")
+
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """CI cancellation sends SIGTERM: treat it like Ctrl-C so the step's process group is stopped too."""
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread may set handlers (e.g. when a service calls this flow)
+        return
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _print_plan(doc: dict[str, Any]) -> None:
+    for step in doc["steps"]:
+        why = f": {'; '.join(step['reasons'])}" if step["reasons"] else ""
+        print(f"{step['name']}: {step['status']}{why}", flush=True)
+
+
+def _summary(doc: dict[str, Any]) -> str:
+    counts: dict[str, int] = {}
+    for step in doc["steps"]:
+        counts[step["status"]] = counts.get(step["status"], 0) + 1
+    parts = ", ".join(f"{n} {status}" for status, n in counts.items())
+    run = f"; run {doc['run_id']}" + (" (reused)" if doc["reused"] else "") if doc["run_id"] else ""
+    return f"mlops-bot: pipeline done in {doc['duration_s']:.1f}s: {parts}{run}"
+
+
+def _replayed(config_path: Path, started: float) -> dict[str, Any] | None:
+    from .. import __version__
+    from ..pipeline.noop import replay
+
+    doc = replay(config_path, __version__)
+    if doc is None:
+        return None
+    for i, step in enumerate(doc["steps"], 1):
+        log(f"step {i}/{len(doc['steps'])} {step['name']}: cached")
+    return {**doc, "duration_s": round(time.monotonic() - started, 3)}
+
+
+def main(args: argparse.Namespace) -> int:
+    started = time.monotonic()
+    config_path = Path(args.directory) / args.config
+    plain = not (args.force or args.step or args.dry_run)
+    doc = _replayed(config_path, started) if plain else None
+    if doc is None:
+        doc = _run(args, config_path)
+    if args.json:
+        emit_json(doc)
+    elif args.dry_run:
+        _print_plan(doc)
+    if not args.dry_run:
+        log(_summary(doc))
+    return 0
+
+
+def _run(args: argparse.Namespace, config_path: Path) -> dict[str, Any]:
+    from ..config import load_config
+    from ..pipeline.execute import run_pipeline
+    from ..pipeline.result import PipelineStepFailed, RunOptions
+    from ..registry import Registry, open_registry
+
+    config = load_config(config_path)
+    options = RunOptions(force=args.force, step=args.step, dry_run=args.dry_run)
+    opened: list[Registry] = []
+
+    def connect() -> Registry:  # only when needed: a fully cached run does not touch the server
+        opened.append(open_registry(config.tracking.uri, config.root))
+        return opened[-1]
+
+    try:
+        with _sigterm_as_interrupt():
+            return run_pipeline(config, connect, options).as_json()
+    except PipelineStepFailed as exc:
+        if args.json:
+            emit_json({**exc.result.as_json(), "error": str(exc).splitlines()[0]})
+        raise
+    finally:
+        for registry in opened:
+            registry.close()

@@ -1,0 +1,84 @@
+"""`mlops-bot status`: the champion, the previous one, and the recent versions with their verdicts and
+deployments, as a table (or one JSON document)."""
+
+from __future__ import annotations
+
+import argparse
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from .. import tags
+from ..config import Config, load_config
+from ..console import emit_json
+from ..registry import alias_holder
+from ..registry.base import ModelVersion, Registry
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--limit", type=int, default=10, help="how many recent versions to show (default 10)")
+
+
+def version_row(config: Config, version: ModelVersion) -> dict[str, Any]:
+    deployments = {t.name: version.tags.get(tags.deploy_status(t.name), "") for t in config.deploy}
+    return {
+        "version": version.version,
+        "aliases": list(version.aliases),
+        "verdict": version.tags.get(tags.VERDICT, ""),
+        "summary": version.tags.get(tags.DECISION_SUMMARY, ""),
+        "run_id": version.run_id,
+        "commit": version.tags.get(tags.COMMIT, "")[:12],
+        "created": _when(version.creation_timestamp),
+        "rolled_back": version.tags.get(tags.ROLLED_BACK, ""),
+        "deployments": {k: v for k, v in deployments.items() if v},
+    }
+
+
+def collect(config: Config, registry: Registry, limit: int) -> dict[str, Any]:
+    name = config.model.name
+    champion = alias_holder(registry, name, config.promote.alias)
+    previous = alias_holder(registry, name, config.promote.previous_alias)
+    recent = registry.search_model_versions(name, max_results=limit) if limit > 0 else []
+    return {
+        "model": name,
+        "champion": champion.version if champion else None,
+        "previous": previous.version if previous else None,
+        "versions": [version_row(config, v) for v in recent],
+    }
+
+
+def render_table(status: dict[str, Any]) -> str:
+    lines = [f"{status['model']}: champion v{status['champion'] or '-'}, previous v{status['previous'] or '-'}", ""]
+    header = ("version", "aliases", "verdict", "commit", "created", "deployments")
+    rows = [header] + [(
+        f"v{v['version']}", ",".join(v["aliases"]) or "-", v["verdict"] or "-", v["commit"] or "-", v["created"],
+        ", ".join(f"{k}={s}" for k, s in v["deployments"].items()) or "-",
+    ) for v in status["versions"]]
+    widths = [max(len(str(row[i])) for row in rows) for i in range(len(header))]
+    for row in rows:
+        lines.append("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+    if not status["versions"]:
+        lines.append("(no versions registered yet; `mlops-bot promote` registers the first)")
+    return "\n".join(lines)
+
+
+def _when(ms: int) -> str:
+    if not ms:
+        return "-"
+    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).strftime("%Y-%m-%d %H:%M")
+
+
+def main(args: argparse.Namespace) -> int:
+    from ..registry import open_registry
+
+    config = load_config(Path(args.directory) / args.config)
+    registry = open_registry(config.tracking.uri, config.root)
+    try:
+        status = collect(config, registry, args.limit)
+    finally:
+        registry.close()
+    if args.json:
+        emit_json(status)
+    else:
+        print(render_table(status))
+    return 0

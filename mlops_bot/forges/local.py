@@ -1,0 +1,59 @@
+"""The local stand-in for a forge: outside CI the "comment" is a file, printed where the user can read it."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TextIO
+
+from ..console import log
+from ..errors import UsageError
+from .base import CommentResult, fit_description
+
+
+class LocalForge:
+    name = "local"
+
+    def __init__(self, directory: Path, stream: TextIO | None = None) -> None:
+        self._directory = directory
+        self._stream = stream
+
+    @property
+    def comment_path(self) -> Path:
+        return self._directory / "comment.md"
+
+    def upsert_comment(self, marker: str, body: str) -> CommentResult:
+        from ..pipeline.hashing import write_atomic
+
+        path = self.comment_path
+        try:
+            before: str | None = path.read_text(encoding="utf-8")
+        except OSError:
+            before = None
+        action = "created" if before is None else "unchanged" if before == body else "updated"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(path, body)
+        stream = self._stream or sys.stdout
+        stream.write(body if body.endswith("\n") else body + "\n")
+        stream.flush()
+        return CommentResult(action, str(path))
+
+    def set_status(self, sha: str, state: str, description: str, target_url: str = "",
+                   context: str = "mlops-bot") -> None:
+        where = f" on {sha[:12]}" if sha else ""
+        log(f"mlops-bot: status {context}{where}: {state}: {fit_description(description)}")
+
+    def create_check_run(self, sha: str, name: str, conclusion: str, title: str, summary: str,
+                         details_url: str = "") -> str | None:
+        return None
+
+    def pull_request_head(self, number: int) -> str:
+        raise UsageError(f"cannot read pull request #{number} outside GitHub Actions or GitLab CI; run in CI.")
+
+    def open_pull_request(self, head: str, base: str, title: str, body: str) -> str:
+        raise UsageError(f"cannot open a pull request from {head} into {base} outside GitHub Actions or GitLab CI; "
+                         "run in CI, or open it by hand.")
+
+    def trigger_pipeline(self, ref: str, inputs: Mapping[str, str]) -> str:
+        raise UsageError(f"cannot start a CI pipeline on {ref} outside GitHub Actions or GitLab CI; run in CI.")

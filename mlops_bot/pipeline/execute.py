@@ -1,0 +1,228 @@
+"""`run_pipeline(config, registry, options)`: the pipeline as one use case, callable by `run`, `ci` and `compare`.
+
+Order of business: plan (which steps are stale and why); when something must run, reuse a finished run
+with the same pipeline key from the tracking server, else run the stale steps inside one tracking run.
+A fully cached pipeline names the run that holds its result, without opening the registry when it can.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from pathlib import Path
+
+from .. import __version__
+from ..config import Config, Step
+from ..console import log
+from ..errors import UsageError
+from ..gitinfo import git_info
+from ..registry.base import Registry, Run
+from . import dag, noop
+from .cache import LOCK_FILE, hash_outs, load_params, pipeline_key, read_lock, stale_reasons, step_inputs, write_lock
+from .hashing import Hasher
+from .result import PipelineResult, PipelineStepFailed, RunOptions, StepResult
+from .runner import Workspace, read_step_metrics, run_steps
+from .tracking import TAG_CONFIG_DIGEST, TAG_PARTIAL, TAG_PIPELINE_KEY, Tracker, step_key_tag
+
+STATE_DIR = ".mlops-bot"
+
+
+def run_pipeline(config: Config, registry: Registry | Callable[[], Registry],
+                 options: RunOptions | None = None) -> PipelineResult:
+    """Runs (or reuses, or skips as cached) the pipeline; raises PipelineStepFailed when a step fails.
+
+    `registry` may be a function that opens it: then a run with nothing to do never opens it.
+    """
+    execution = _Execution(config, registry, options or RunOptions())
+    if execution.options.dry_run:
+        return execution.dry_run()
+    with _exclusive(config.root / STATE_DIR):
+        return execution.run()
+
+
+@contextmanager
+def _exclusive(state_dir: Path) -> Iterator[None]:
+    """One `run` per project at a time: two would race on outs and ml.lock."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    ignore = state_dir / ".gitignore"
+    if not ignore.exists():  # local state, never meant to be committed
+        ignore.write_text("# Written by mlops-bot: local state and caches.\n*\n")
+    with open(state_dir / "run.lock", "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise UsageError(f"another `mlops-bot run` is running in {state_dir.parent}; wait for it to finish.") \
+                from None
+        yield
+
+
+class _Execution:
+    def __init__(self, config: Config, registry: Registry | Callable[[], Registry], options: RunOptions) -> None:
+        self.config, self.options = config, options
+        steps, source = config.pipeline, config.path.name
+        self.graph = dag.edges(steps, source)
+        order = dag.order(steps, source)
+        if options.step is not None and options.step not in steps:
+            raise UsageError(f"--step {options.step}: no such step; the pipeline has {', '.join(order)}.")
+        wanted = dag.upstream(self.graph, [options.step]) if options.step else set(order)
+        self.selected = [name for name in order if name in wanted]
+        lock_path = config.root / LOCK_FILE
+        self.ws = Workspace(config, Hasher(config.root, config.root / STATE_DIR),
+                            load_params(config.root, config.params_file, steps),
+                            {name: e for name, e in read_lock(lock_path).items() if name in steps},
+                            lock_path, options.echo, options.force, time.monotonic())
+        self.tracker = Tracker(config, registry, config.root / STATE_DIR)
+        self.result = PipelineResult(steps=[], dry_run=options.dry_run)
+        self._check_sources()
+        self.key = None if options.step else pipeline_key(steps, self.graph, self.ws.hasher, self.ws.params)
+
+    def _check_sources(self) -> None:
+        """Deps no step writes must exist before anything runs."""
+        writes = [out for step in self.config.pipeline.values() for out in dag.step_outs(step)]
+        for name in self.selected:
+            for dep in map(dag.norm, self.config.pipeline[name].deps):
+                if not any(dag.overlaps(dep, out) for out in writes) and not self.ws.hasher.exists(dep):
+                    raise UsageError(f"{self.config.path.name}: pipeline.{name}.deps: '{dep}' does not exist in "
+                                     f"{self.config.root}; create it or fix the dep.")
+
+    def plan(self) -> dict[str, list[str]]:
+        """step -> why it must run ([] = cached). A step below a stale one is re-checked after it runs."""
+        reasons: dict[str, list[str]] = {}
+        for name in self.selected:
+            step, stale_up = self.config.pipeline[name], sorted(u for u in self.graph[name] if reasons.get(u))
+            if self.options.force:
+                reasons[name] = ["forced (--force)"]
+            elif stale_up:
+                reasons[name] = [f"upstream '{up}' runs first" for up in stale_up]
+            else:
+                now = step_inputs(step, self.ws.hasher, self.ws.params)
+                reasons[name] = stale_reasons(step, now, self.ws.lock.get(name), self.ws.hasher)
+        return reasons
+
+    def dry_run(self) -> PipelineResult:
+        plan = self.plan()
+        self.result.pipeline_key = self.key
+        self.result.steps = [StepResult(n, "would run" if plan[n] else "cached", plan[n]) for n in self.selected]
+        return self._done()
+
+    def run(self) -> PipelineResult:
+        plan = self.plan()
+        self.result.pipeline_key = self.key
+        try:
+            if not any(plan.values()):
+                self._all_cached()
+            elif self.key is None or self.options.force or not self.options.reuse or not self._try_reuse():
+                self._execute()
+        finally:
+            self.ws.hasher.save()
+        self.ws.hasher.save(prune=self.key is not None)  # a full run hashed every file worth remembering
+        return self._done()
+
+    def _done(self) -> PipelineResult:
+        self.result.duration = time.monotonic() - self.ws.started
+        return self.result
+
+    def _metrics(self) -> dict[str, float]:
+        metrics: dict[str, float] = {}
+        for name in self.selected:
+            path = self.config.pipeline[name].metrics
+            if path:
+                metrics.update(read_step_metrics(self.config.root, name, path))
+        return metrics
+
+    def _all_cached(self) -> None:
+        for i, name in enumerate(self.selected, 1):
+            self.ws.echo(f"step {i}/{len(self.selected)} {name}: cached")
+            self.result.steps.append(StepResult(name, "cached"))
+        self.result.metrics = self._metrics()
+        if self.key is None:
+            return
+        run_id = self.tracker.remembered(self.key)
+        if run_id is None:
+            found = self.tracker.find_reusable(self.key)
+            # Outs made elsewhere (committed, or a forgotten server): record them as a run of their own.
+            run_id = found.run_id if found else self._record(self.tracker.start(self._start_tags()))
+            self.tracker.remember(self.key, run_id)
+        self.result.run_id = run_id
+        watched = [LOCK_FILE, *([self.config.params_file] if self.config.params_file else []), *self._outs()]
+        watched += [dag.norm(d) for name in self.selected for d in self.config.pipeline[name].deps]
+        noop.record(self.config.root / STATE_DIR, self.config.path, __version__, watched, self.result.as_json())
+
+    def _try_reuse(self) -> bool:
+        assert self.key is not None
+        run = self.tracker.find_reusable(self.key)
+        if run is None:
+            return False
+        missing = self.tracker.restore(run, self._outs())
+        if missing:
+            self.ws.echo(f"mlops-bot: run {run.run_id} has the same inputs but lacks {', '.join(missing)}; "
+                         "running the pipeline instead.")
+            return False
+        self._adopt(run, self.key)
+        return True
+
+    def _adopt(self, run: Run, key: str) -> None:
+        for name in self.selected:
+            step = self.config.pipeline[name]
+            now = step_inputs(step, self.ws.hasher, self.ws.params)
+            self.ws.lock[name] = replace(now, outs=hash_outs(step, self.ws.hasher))
+            self.result.steps.append(StepResult(name, "reused", [f"outs of run {run.run_id}"]))
+        write_lock(self.ws.lock_path, self.ws.lock)
+        self.tracker.remember(key, run.run_id)
+        self.result.run_id, self.result.reused = run.run_id, True
+        self.result.metrics = self._metrics()
+        self.ws.echo(f"mlops-bot: reused run {run.run_id} (same pipeline key {key[:12]}): its outs and model "
+                     "were restored; nothing retrained.")
+
+    def _outs(self) -> list[str]:
+        return [out for name in self.selected for out in dag.step_outs(self.config.pipeline[name])]
+
+    def _start_tags(self) -> dict[str, str]:
+        tags = {TAG_CONFIG_DIGEST: self.config.digest, **git_info(self.config.root).tags()}
+        if self.options.step is not None:
+            tags[TAG_PARTIAL] = "true"
+        return tags
+
+    def _execute(self) -> None:
+        run_id = self.result.run_id = self.tracker.start(self._start_tags())
+        # An inherited MLFLOW_RUN_ID would point the steps' own mlflow logging at some other run.
+        base = {k: v for k, v in os.environ.items() if k != "MLFLOW_RUN_ID"}
+        base.setdefault("PYTHONUNBUFFERED", "1")
+
+        def env_of(step: Step) -> dict[str, str]:
+            return {**base, **step.env, **self.tracker.step_env(run_id)}
+
+        try:
+            failure = run_steps(self.ws, self.selected, self.graph, env_of, self.result.steps)
+            if failure is None:
+                self.result.metrics = self._metrics()
+                self._record(run_id)
+        except KeyboardInterrupt:
+            self._end_quietly(run_id, "KILLED")
+            raise
+        except BaseException:
+            self._end_quietly(run_id, "FAILED")
+            raise
+        if failure is not None:
+            self._end_quietly(run_id, "FAILED")
+            raise PipelineStepFailed(failure, self._done())
+        if self.key is not None:
+            self.tracker.remember(self.key, run_id)
+
+    def _record(self, run_id: str) -> str:
+        tags = {step_key_tag(n): self.ws.lock[n].key for n in self.selected if n in self.ws.lock}
+        tags.update({f"mlops_bot.step.{s.name}.status": s.status for s in self.result.steps})
+        if self.key is not None:
+            tags[TAG_PIPELINE_KEY] = self.key
+        self.tracker.finish(run_id, self.ws.params, self.result.metrics, self._outs(), tags)
+        return run_id
+
+    def _end_quietly(self, run_id: str, status: str) -> None:
+        try:
+            self.tracker.end(run_id, status)
+        except Exception as exc:  # the original failure matters more than a failed status update
+            log(f"mlops-bot: warning: could not mark run {run_id} {status}: {exc}")

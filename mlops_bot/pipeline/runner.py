@@ -1,0 +1,197 @@
+"""Runs the stale steps in order: each in its own process group, output live with a `[step]` prefix, a
+progress line (step i/n, elapsed), a per-step timeout and Ctrl-C handling.
+
+A string command runs through `/bin/sh -c` (it comes from ml.yaml itself); a list runs as an argument
+vector. Nothing from outside ml.yaml is ever put into a shell command line. After each success ml.lock is
+rewritten, so a later failure or Ctrl-C keeps the cache of the steps that succeeded; a failed step stops
+the steps below it, not independent ones.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import IO, Any
+
+from ..config import Config, Step
+from ..console import log
+from ..errors import DataError, StepFailed
+from . import dag
+from .cache import LockEntry, hash_outs, stale_reasons, step_inputs, write_lock
+from .hashing import Hasher
+from .result import StepResult
+
+TAIL_LINES = 20
+HEARTBEAT_S = 60.0  # a silent step still shows it is alive in CI logs
+TERM_GRACE_S = 5.0  # between SIGTERM and SIGKILL
+Echo = Callable[[str], None]
+
+
+def argv_of(step: Step) -> list[str]:
+    return ["/bin/sh", "-c", step.cmd] if isinstance(step.cmd, str) else list(step.cmd)
+
+
+def _pump(stream: IO[bytes], prefix: str, tail: collections.deque[str], echo: Echo) -> None:
+    for raw in iter(stream.readline, b""):
+        line = raw.decode("utf-8", errors="replace").rstrip("\r\n")
+        tail.append(line)
+        echo(f"{prefix}{line}")
+    stream.close()
+
+
+def kill_group(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM the step's whole process group, SIGKILL it if it lingers; safe if it is gone already."""
+    for sig, grace in ((signal.SIGTERM, TERM_GRACE_S), (signal.SIGKILL, 1.0)):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, sig)
+        try:
+            proc.wait(timeout=grace)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def _start(step: Step, root: Path, env: Mapping[str, str]) -> subprocess.Popen[bytes]:
+    argv = argv_of(step)
+    try:
+        return subprocess.Popen(argv, cwd=root, env=dict(env), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+    except FileNotFoundError:
+        raise StepFailed(step.name, None, f"step '{step.name}': command '{argv[0]}' not found; install it or "
+                         f"fix pipeline.{step.name}.cmd in ml.yaml.") from None
+    except PermissionError:
+        raise StepFailed(step.name, None, f"step '{step.name}': '{argv[0]}' is not executable; "
+                         "chmod +x it or run it through its interpreter.") from None
+
+
+def _wait(proc: subprocess.Popen[bytes], step: Step, progress: str, echo: Echo) -> int | None:
+    """The exit code, or None after a timeout killed the group; Ctrl-C kills it too and propagates."""
+    started = time.monotonic()
+    deadline = started + step.timeout if step.timeout else None
+    try:
+        while True:
+            budget = HEARTBEAT_S if deadline is None else min(HEARTBEAT_S, max(deadline - time.monotonic(), 0))
+            try:
+                return proc.wait(timeout=budget)
+            except subprocess.TimeoutExpired:
+                if deadline is not None and time.monotonic() >= deadline:
+                    kill_group(proc)
+                    return None
+                echo(f"{progress}: still running ({time.monotonic() - started:.0f}s)")
+    except KeyboardInterrupt:
+        kill_group(proc)
+        raise
+
+
+def run_step(step: Step, root: Path, env: Mapping[str, str], progress: str, echo: Echo = log) -> float:
+    """Runs the step to completion and returns its duration; raises StepFailed with the last output lines."""
+    started = time.monotonic()
+    proc = _start(step, root, env)
+    tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
+    assert proc.stdout is not None
+    reader = threading.Thread(target=_pump, args=(proc.stdout, f"[{step.name}] ", tail, echo), daemon=True)
+    reader.start()
+    try:
+        code = _wait(proc, step, progress, echo)
+    finally:
+        reader.join(timeout=2.0)
+        if reader.is_alive():  # a left-over background child still holds the output pipe
+            kill_group(proc)
+            reader.join(timeout=2.0)
+    duration = time.monotonic() - started
+    if code == 0:
+        return duration
+    if code is None:
+        what = (f"timed out after {step.timeout:g}s and was killed; raise pipeline.{step.name}.timeout "
+                "or make the step faster")
+    else:
+        hint = {127: " (command not found)", 126: " (not executable)"}.get(code, "")
+        what = f"failed with exit code {code}{hint if code > 0 else f' (killed by signal {-code})'}"
+    lines = "its last lines:" if tail else "it printed nothing."
+    raise StepFailed(step.name, code, f"step '{step.name}' {what} after {duration:.1f}s; {lines}", "\n".join(tail))
+
+
+@dataclass
+class Workspace:
+    """What the steps of one execution share: the project, its hashes, params and ml.lock."""
+
+    config: Config
+    hasher: Hasher
+    params: Mapping[str, Any]
+    lock: dict[str, LockEntry]
+    lock_path: Path
+    echo: Echo
+    force: bool = False
+    started: float = 0.0
+
+    def elapsed(self) -> str:
+        return f"elapsed {time.monotonic() - self.started:.1f}s"
+
+
+def run_steps(ws: Workspace, selected: list[str], graph: Mapping[str, set[str]],
+              env_of: Callable[[Step], dict[str, str]], results: list[StepResult]) -> StepFailed | None:
+    """Runs `selected` (in dependency order) unless cached, appending to `results`; returns the first failure."""
+    failure: StepFailed | None = None
+    for i, name in enumerate(selected, 1):
+        above = dag.upstream(graph, [name]) & {r.name for r in results if r.status in ("failed", "skipped")}
+        if above:
+            results.append(StepResult(name, "skipped", [f"upstream '{u}' failed" for u in sorted(above)]))
+            continue
+        step = ws.config.pipeline[name]
+        try:
+            results.append(_run_if_stale(ws, step, f"step {i}/{len(selected)} {name}", env_of(step)))
+        except StepFailed as exc:
+            results.append(StepResult(name, "failed", [str(exc).splitlines()[0]]))
+            failure = failure or exc
+    return failure
+
+
+def _run_if_stale(ws: Workspace, step: Step, progress: str, env: dict[str, str]) -> StepResult:
+    now = step_inputs(step, ws.hasher, ws.params)
+    reasons = ["forced (--force)"] if ws.force else stale_reasons(step, now, ws.lock.get(step.name), ws.hasher)
+    if not reasons:
+        ws.echo(f"{progress}: cached")
+        return StepResult(step.name, "cached")
+    ws.echo(f"{progress}: running ({'; '.join(reasons)}), {ws.elapsed()}")
+    root = ws.config.root
+    for out in dag.step_outs(step):
+        _remove(root / out)  # a stale out must not pass for one the step wrote
+    duration = run_step(step, root, env, progress, ws.echo)
+    outs = hash_outs(step, ws.hasher)
+    missing = [out for out, digest in outs.items() if digest is None]
+    if missing:
+        raise StepFailed(step.name, 0, f"step '{step.name}' exited 0 but did not write {', '.join(missing)}; "
+                         "fix the step or its outs in ml.yaml.")
+    if step.metrics:
+        read_step_metrics(root, step.name, step.metrics)
+    ws.lock[step.name] = replace(now, outs=outs)
+    write_lock(ws.lock_path, ws.lock)
+    ws.hasher.save()
+    ws.echo(f"{progress}: done in {duration:.1f}s, {ws.elapsed()}")
+    return StepResult(step.name, "ran", reasons, duration)
+
+
+def read_step_metrics(root: Path, step: str, path: str) -> dict[str, float]:
+    """The step's metrics; an unusable file fails the step (exit 3) and names the file and the problem."""
+    from ..metricsfile import read_metrics
+
+    try:
+        return read_metrics(root / path)
+    except DataError as exc:
+        raise StepFailed(step, 0, f"step '{step}': {exc}") from exc
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    elif path.exists() or path.is_symlink():
+        path.unlink()

@@ -1,0 +1,203 @@
+"""One tracking run per pipeline execution, and reuse of an earlier identical run from the tracking server.
+
+A finished run carries the pipeline key (see cache.pipeline_key): the same sources, params, env and
+commands give the same key on any machine, so a fresh CI runner finds the run a PR already trained and
+downloads its outs instead of retraining. Outs are uploaded under `outs/<path>`; the model directory
+(config.model.artifact) under `model`, where the registry and deploy steps expect it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+
+from ..config import Config
+from ..console import log
+from ..errors import InvalidParameter, NotFound
+from ..registry.base import Registry, Run
+from .dag import norm
+from .hashing import write_atomic
+
+TAG_PIPELINE_KEY = "mlops_bot.pipeline_key"
+TAG_CONFIG_DIGEST = "mlops_bot.config_digest"
+TAG_PARTIAL = "mlops_bot.partial"
+MODEL_ARTIFACT = "model"
+OUTS_ARTIFACT = "outs"
+STATE_FILE = "last-run.json"
+
+
+def step_key_tag(step: str) -> str:
+    return f"mlops_bot.step.{step}.key"
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _link_or_copy(src: str, dst: str) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+
+
+def _stage(root: Path, paths: Iterable[str], dest: Path) -> None:
+    """Mirrors `paths` (files or dirs, relative to root) under `dest`, by hard links where possible."""
+    for rel in paths:
+        src, dst = root / rel, dest / rel
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        if src.is_dir():
+            shutil.copytree(src, dst, copy_function=_link_or_copy)
+        elif src.exists():
+            _link_or_copy(str(src), str(dst))
+
+
+def _param_text(value: object) -> str:
+    # str() as mlflow.log_param does, so training code that logs the same param does not conflict.
+    return value if isinstance(value, str) else json.dumps(value) if isinstance(value, (dict, list)) else str(value)
+
+
+class Tracker:
+    """Talks to the registry on behalf of one pipeline execution; `state_dir` remembers the last run."""
+
+    def __init__(self, config: Config, registry: Registry | Callable[[], Registry], state_dir: Path) -> None:
+        self.config = config
+        self._registry = None if callable(registry) else registry
+        self._open = registry if callable(registry) else None
+        self.state_dir = state_dir
+        self._experiment_id: str | None = None
+
+    @property
+    def registry(self) -> Registry:
+        """Opened on first use: a no-op run that knows its last run never needs the server."""
+        if self._registry is None:
+            assert self._open is not None
+            self._registry = self._open()
+        return self._registry
+
+    @property
+    def experiment_id(self) -> str:
+        if self._experiment_id is None:
+            self._experiment_id = self.registry.get_or_create_experiment(self.config.tracking.experiment).experiment_id
+        return self._experiment_id
+
+    def step_env(self, run_id: str) -> dict[str, str]:
+        env = {"MLFLOW_TRACKING_URI": self.registry.tracking_uri,
+               "MLFLOW_EXPERIMENT_NAME": self.config.tracking.experiment}
+        # The embedded store gives steps a separate mlflow store where our run id does not exist.
+        if self.config.tracking.uri.strip() not in ("", "local"):
+            env["MLFLOW_RUN_ID"] = run_id
+        return env
+
+    def start(self, tags: Mapping[str, str]) -> str:
+        # The pipeline key is tagged only in finish(): a step's own mlflow.end_run() may mark the run
+        # FINISHED early, and a half-uploaded run must never be found for reuse.
+        run = self.registry.create_run(self.experiment_id, name=f"{self.config.model.name}-pipeline", tags=tags)
+        return run.run_id
+
+    def end(self, run_id: str, status: str) -> None:
+        self.registry.update_run(run_id, status, end_time=_now_ms())
+
+    def finish(self, run_id: str, params: Mapping[str, object], metrics: Mapping[str, float],
+               outs: Iterable[str], tags: Mapping[str, str]) -> None:
+        """Logs params and metrics, uploads outs and the model, then tags and closes the run."""
+        self._log_params(run_id, params)
+        if metrics:
+            self.registry.log_batch(run_id, metrics=metrics)
+        self.upload(run_id, outs)
+        self.registry.log_batch(run_id, tags=tags)
+        self.end(run_id, "FINISHED")
+
+    def _log_params(self, run_id: str, params: Mapping[str, object]) -> None:
+        if not params:
+            return
+        try:
+            self.registry.log_batch(run_id, params={k: _param_text(v) for k, v in params.items()})
+        except InvalidParameter as exc:  # the step's own mlflow code logged one with another value
+            log(f"mlops-bot: warning: params not logged, the run already has different values: {exc.detail}")
+
+    def upload(self, run_id: str, outs: Iterable[str]) -> None:
+        """Outs go under outs/<path>; a model directory goes only under model/ (no second copy)."""
+        root, model = self.config.root, norm(self.config.model.artifact)
+        model_dir = (root / model).is_dir()
+        others = [o for o in outs if not (model_dir and o == model) and (root / o).exists()]
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=self.state_dir, prefix="upload-") as tmp:
+            if others:
+                _stage(root, others, Path(tmp) / "outs")
+                self.registry.upload_artifacts(run_id, Path(tmp) / "outs", OUTS_ARTIFACT)
+            if model_dir:
+                self.registry.upload_artifacts(run_id, root / model, MODEL_ARTIFACT)
+            elif (root / model).exists():
+                staged = Path(tmp) / "model"
+                staged.mkdir()
+                _link_or_copy(str(root / model), str(staged / Path(model).name))
+                self.registry.upload_artifacts(run_id, staged, MODEL_ARTIFACT)
+
+    def find_reusable(self, pipeline_key: str) -> Run | None:
+        """The newest FINISHED run of this experiment with the same pipeline key, if any."""
+        runs = self.registry.search_runs(
+            [self.experiment_id],
+            filter_string=f"tags.{TAG_PIPELINE_KEY} = '{pipeline_key}' and attributes.status = 'FINISHED'",
+            order_by=["attributes.start_time DESC"], max_results=1)
+        return runs[0] if runs else None
+
+    def restore(self, run: Run, outs: Iterable[str]) -> list[str]:
+        """Downloads `outs` from the run and moves them into place; returns the outs the run lacks
+        (then nothing is moved)."""
+        root, model = self.config.root, norm(self.config.model.artifact)
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=self.state_dir, prefix="restore-") as tmp:
+            got: dict[str, Path] = {}
+            missing: list[str] = []
+            for i, out in enumerate(outs):
+                path = self._download(run.run_id, out, out == model, Path(tmp) / str(i))
+                if path is None:
+                    missing.append(out)
+                else:
+                    got[out] = path
+            if missing:
+                return missing
+            for out, path in got.items():
+                _replace(path, root / out)
+        return []
+
+    def _download(self, run_id: str, out: str, is_model: bool, dest: Path) -> Path | None:
+        for artifact in (f"{OUTS_ARTIFACT}/{out}", MODEL_ARTIFACT) if is_model else (f"{OUTS_ARTIFACT}/{out}",):
+            try:
+                path = self.registry.download_artifacts(run_id, artifact, dest / artifact.split("/")[0])
+            except NotFound:
+                continue
+            if path.exists():
+                return path
+        return None
+
+    # the last run, so a no-op `run` can name it without asking the server
+    def remembered(self, pipeline_key: str) -> str | None:
+        try:
+            doc = json.loads((self.state_dir / STATE_FILE).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        same = isinstance(doc, dict) and doc.get("pipeline_key") == pipeline_key \
+            and doc.get("tracking") == [self.config.tracking.uri, self.config.tracking.experiment]
+        return str(doc["run_id"]) if same else None
+
+    def remember(self, pipeline_key: str, run_id: str) -> None:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        doc = {"pipeline_key": pipeline_key, "run_id": run_id,
+               "tracking": [self.config.tracking.uri, self.config.tracking.experiment]}
+        write_atomic(self.state_dir / STATE_FILE, json.dumps(doc, indent=1))
+
+
+def _replace(src: Path, dst: Path) -> None:
+    if dst.is_dir() and not dst.is_symlink():
+        shutil.rmtree(dst)
+    elif dst.exists() or dst.is_symlink():
+        dst.unlink()
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(src, dst)

@@ -1,0 +1,44 @@
+"""The registry layer: `open_registry` picks the implementation for a tracking URI.
+
+httpx is imported only when an http(s) URI is opened, so importing this package stays cheap.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from ..errors import NotFound, UsageError
+from .base import ModelVersion, Registry
+
+LOCAL_DIR = ".mlops-bot"
+
+
+def open_registry(tracking_uri: str, root: Path, env: Mapping[str, str] | None = None) -> Registry:
+    """`local` (or empty): the embedded store under `root/.mlops-bot`; http(s)://: an MLflow server.
+
+    `env` supplies the MLFLOW_TRACKING_* credentials (os.environ when None).
+    """
+    uri = tracking_uri.strip()
+    if uri in ("", "local"):
+        from .local import LocalRegistry
+
+        return LocalRegistry(root / LOCAL_DIR)
+    if uri.lower().startswith(("http://", "https://")):
+        from .mlflow import MlflowRegistry
+
+        return MlflowRegistry(uri, os.environ if env is None else env)
+    raise UsageError(f"tracking URI {tracking_uri!r} is not supported; use 'local' for the embedded store or "
+                     "an http(s):// URL of an MLflow tracking server.")
+
+
+def alias_holder(registry: Registry, model: str, alias: str) -> ModelVersion | None:
+    """The version behind `alias`, or None when the alias is not set or the model was never registered."""
+    try:
+        return registry.get_version_by_alias(model, alias)
+    except NotFound:
+        return None
+
+
+__all__ = ["LOCAL_DIR", "Registry", "alias_holder", "open_registry"]

@@ -1,0 +1,73 @@
+"""Aliases emulated with model-version tags, for registries without the alias API (GitLab, Azure ML).
+
+The version holding alias `champion` carries the tag `mlops-bot.alias.champion` whose value is the time
+(ms) it was set. Moving an alias sets the tag on the new version first and then clears it from the others,
+so a reader never sees no holder; if a crash leaves two, the newest stamp wins.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+
+from .base import ModelVersion
+from .validation import check_alias
+
+ALIAS_TAG_PREFIX = "mlops-bot.alias."
+def holders(versions: Sequence[ModelVersion]) -> dict[str, str]:
+    """alias -> version, from the tags (the newest stamp wins when two versions carry the same alias)."""
+    best: dict[str, tuple[int, str]] = {}
+    for version in versions:
+        for key, value in version.tags.items():
+            if not key.startswith(ALIAS_TAG_PREFIX) or not value:
+                continue
+            stamp = int(value) if value.isdigit() else 0
+            alias = key[len(ALIAS_TAG_PREFIX):]
+            if alias not in best or (stamp, int(version.version)) > (best[alias][0], int(best[alias][1])):
+                best[alias] = (stamp, version.version)
+    return {alias: version for alias, (_, version) in best.items()}
+
+
+def present(version: ModelVersion, alias_map: dict[str, str]) -> ModelVersion:
+    """The version as the native API would show it: alias tags hidden, `aliases` filled."""
+    tags = {k: v for k, v in version.tags.items() if not k.startswith(ALIAS_TAG_PREFIX)}
+    names = tuple(sorted(a for a, v in alias_map.items() if v == version.version))
+    return replace(version, tags=tags, aliases=names)
+
+
+class TagAliases:
+    """The alias operations over three primitives of the adapter that uses it."""
+
+    def __init__(self, list_raw: Callable[[str], list[ModelVersion]],
+                 set_tag: Callable[[str, str, str, str], None],
+                 clear_tag: Callable[[str, str, str], None], error_context: Callable[[], tuple[str, str]]) -> None:
+        self._list_raw = list_raw
+        self._set_tag = set_tag
+        self._clear_tag = clear_tag
+        self._context = error_context  # (service, where) for errors found before any request
+
+    def _check(self, alias: str) -> None:
+        check_alias(alias, *self._context())
+
+    def aliases(self, name: str) -> dict[str, str]:
+        return holders(self._list_raw(name))
+
+    def set(self, name: str, alias: str, version: str) -> None:
+        self._check(alias)
+        key = ALIAS_TAG_PREFIX + alias
+        self._set_tag(name, version, key, str(time.time_ns() // 1_000_000))
+        for other in self._list_raw(name):
+            if other.version != version and other.tags.get(key):
+                self._clear_tag(name, other.version, key)
+
+    def get(self, name: str, alias: str) -> str | None:
+        self._check(alias)
+        return self.aliases(name).get(alias)
+
+    def delete(self, name: str, alias: str) -> None:
+        self._check(alias)
+        key = ALIAS_TAG_PREFIX + alias
+        for version in self._list_raw(name):
+            if version.tags.get(key):
+                self._clear_tag(name, version.version, key)

@@ -1,0 +1,88 @@
+"""Builders for the decide tests: Configs and Decisions made directly from the frozen dataclasses."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from mlops_bot.config import (
+    ChampionSelector,
+    Compare,
+    Config,
+    Criterion,
+    Model,
+    Promote,
+    Regression,
+    Report,
+    Significance,
+    Step,
+    Tracking,
+)
+from mlops_bot.decide import decide
+from mlops_bot.decision import Challenger, Champion, Decision, HistoryPoint
+
+NOW = datetime(2025, 3, 1, 12, 0, tzinfo=timezone.utc)
+SNAPSHOTS = Path(__file__).parent / "snapshots"
+REPO = Path(__file__).resolve().parents[2]
+DECISION_SCHEMA = json.loads((REPO / "schemas" / "decision.schema.json").read_text(encoding="utf-8"))
+DECISION_VALIDATOR = jsonschema.Draft202012Validator(DECISION_SCHEMA)
+
+ACCURACY = Criterion("accuracy", threshold=0.9, min_absolute_change=0.005)
+LATENCY = Criterion("latency_ms", greater_is_better=False, max_regression=Regression(relative=0.10))
+
+
+def make_config(compare: Compare, root: Path = Path("/nonexistent"), history: int = 10,
+                model: str = "iris-classifier") -> Config:
+    evaluate = Step("evaluate", "python evaluate.py", metrics="build/metrics.json",
+                    predictions="build/predictions.csv")
+    return Config(path=root / "ml.yaml", root=root, digest="0" * 64, version=1,
+                  model=Model(model, "build/model"), tracking=Tracking("local", "iris"),
+                  params_file=None, pipeline={"evaluate": evaluate}, compare=compare, promote=Promote(),
+                  deploy=(), report=Report(history=history), rules=())
+
+
+def compare_of(*criteria: Criterion, significance: Significance | None = None) -> Compare:
+    return Compare(champion=ChampionSelector(), criteria=criteria, significance=significance)
+
+
+def champion(metrics: Mapping[str, float], version: str | None = "3", *, rescored: Mapping[str, float] | None = None,
+             params: Mapping[str, str] | None = None, source: str = "") -> Champion:
+    return Champion(version=version, run_id="c0ffee" * 5 + "ab", metrics=dict(metrics), rescored_metrics=rescored,
+                    params=dict(params or {}), source=source)
+
+
+def challenger(metrics: Mapping[str, float], *, params: Mapping[str, str] | None = None,
+               lineage: Mapping[str, str] | None = None) -> Challenger:
+    return Challenger(run_id="feed" * 8, metrics=dict(metrics), params=dict(params or {}),
+                      lineage=dict(lineage or {}), source="run")
+
+
+def sample_decision() -> Decision:
+    """A typical passing PR check: two criteria, params changed, lineage, five earlier champions."""
+    history = tuple(HistoryPoint(str(v), f"run{v}", {"accuracy": 0.9 + v / 200, "latency_ms": 100.0 + v},
+                                 created_at=1_735_689_600_000 + v * 86_400_000) for v in range(1, 4))
+    return decide(
+        "iris-classifier", compare_of(ACCURACY, LATENCY),
+        challenger({"accuracy": 0.951, "latency_ms": 110.0, "f1": 0.94}, params={"C": "0.5", "seed": "1"},
+                   lineage={"experiment": "1", "commit": "a1b2c3d4e5f6a7b8", "branch": "feature/tune-c"}),
+        champion({"accuracy": 0.915, "latency_ms": 103.0}, params={"C": "1.0", "seed": "1", "solver": "lbfgs"},
+                 source="models:/iris-classifier@champion"),
+        history=history, now=NOW,
+    )
+
+
+def check_snapshot(name: str, text: str) -> None:
+    """Compares with tests/decide/snapshots/NAME; UPDATE_SNAPSHOTS=1 rewrites it (review the diff)."""
+    path = SNAPSHOTS / name
+    if os.environ.get("UPDATE_SNAPSHOTS") == "1":
+        path.write_text(text, encoding="utf-8")
+        return
+    if not path.exists():
+        pytest.fail(f"snapshot {path} is missing; run with UPDATE_SNAPSHOTS=1 and review it")
+    assert text == path.read_text(encoding="utf-8")

@@ -1,0 +1,118 @@
+"""The registry side of compare, on the embedded store and on a real mlflow server."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+import pytest
+
+from mlops_bot.champion import PROMOTED_TAG, champion_history, latest_run_id, resolve_champion
+from mlops_bot.config import Significance
+from mlops_bot.errors import DataError
+from mlops_bot.flows.compare import compare_registry
+from mlops_bot.registry.base import Registry
+
+from .conftest import ACCURACY, LATENCY, NOW, compare_of, make_config
+
+
+@pytest.fixture(params=["local", pytest.param("mlflow", marks=pytest.mark.mlflow)])
+def registry(request: pytest.FixtureRequest, registry_factory: Callable[..., Registry]) -> Registry:
+    return registry_factory(request.param)
+
+
+@pytest.fixture
+def model(unique: Callable[[str], str]) -> str:
+    return unique("iris")
+
+
+def finished_run(registry: Registry, metrics: Mapping[str, float], params: Mapping[str, str] | None = None,
+                 tags: Mapping[str, str] | None = None, experiment: str = "iris") -> str:
+    exp = registry.get_or_create_experiment(experiment)
+    run = registry.create_run(exp.experiment_id, tags=dict(tags or {}))
+    registry.log_batch(run.run_id, params=params or {}, metrics=metrics)
+    registry.update_run(run.run_id, "FINISHED", end_time=run.start_time + 1000)
+    return run.run_id
+
+
+def register(registry: Registry, model: str, metrics: Mapping[str, float], promoted: bool,
+             params: Mapping[str, str] | None = None) -> str:
+    registry.get_or_create_registered_model(model)
+    run_id = finished_run(registry, metrics, params)
+    marks = {PROMOTED_TAG: "2025-01-01T00:00:00Z"} if promoted else {}
+    return registry.create_model_version(model, f"runs:/{run_id}/model", run_id, tags=marks).version
+
+
+def test_no_champion_is_a_bootstrap(registry: Registry, model: str, tmp_path: Path) -> None:
+    assert resolve_champion(registry, model, "champion") is None
+    run_id = finished_run(registry, {"accuracy": 0.93, "latency_ms": 80.0},
+                          tags={"mlflow.source.git.commit": "abc123", "mlops_bot.git.dirty": "false"})
+    config = make_config(compare_of(ACCURACY, LATENCY), root=tmp_path, model=model)
+    decision = compare_registry(config, registry, run_id, now=NOW)
+    assert (decision.verdict, decision.bootstrap, decision.history) == ("pass", True, ())
+    assert decision.challenger.lineage["commit"] == "abc123"
+    assert decision.challenger.lineage["dirty"] == "false"
+
+
+def test_champion_history_and_verdict(registry: Registry, model: str, tmp_path: Path) -> None:
+    v1 = register(registry, model, {"accuracy": 0.90, "latency_ms": 100.0}, True)
+    register(registry, model, {"accuracy": 0.80, "latency_ms": 90.0}, False)  # never champion: not charted
+    v3 = register(registry, model, {"accuracy": 0.92, "latency_ms": 101.0}, True, params={"C": "1.0"})
+    registry.set_alias(model, "champion", v3)
+    champion = resolve_champion(registry, model, "champion")
+    assert champion is not None
+    assert (champion.version, champion.metrics, champion.params) == \
+        (v3, {"accuracy": 0.92, "latency_ms": 101.0}, {"C": "1.0"})
+    assert champion.source == f"models:/{model}@champion"
+    history = champion_history(registry, model, 10, champion)
+    assert [h.version for h in history] == [v1, v3]
+    assert history[0].metrics == {"accuracy": 0.90, "latency_ms": 100.0}
+    assert [h.version for h in champion_history(registry, model, 1, champion)] == [v3]
+    assert champion_history(registry, model, 0, champion) == []
+
+    run_id = finished_run(registry, {"accuracy": 0.921, "latency_ms": 99.0}, params={"C": "0.5"})
+    decision = compare_registry(make_config(compare_of(ACCURACY, LATENCY), root=tmp_path, model=model), registry,
+                                run_id, now=NOW)
+    assert decision.verdict == "fail"
+    assert decision.criteria[0].reason == "accuracy 0.921 >= threshold 0.9; +0.001 vs champion v3 (0.92), needs +0.005"
+    assert [p.name for p in decision.params_diff] == ["C"]
+    assert [h.version for h in decision.history] == [v1, v3]
+
+
+def test_latest_run_is_the_remembered_one_else_the_newest(registry: Registry, tmp_path: Path,
+                                                          unique: Callable[[str], str]) -> None:
+    experiment = unique("exp")
+    config = make_config(compare_of(ACCURACY), root=tmp_path)
+    config = type(config)(**{**config.__dict__, "tracking": type(config.tracking)("local", experiment)})
+    with pytest.raises(DataError, match=f"no finished run in experiment '{experiment}' to compare"):
+        latest_run_id(config, registry)
+    first = finished_run(registry, {"accuracy": 0.9}, experiment=experiment)
+    time.sleep(0.01)  # distinct start times (ms) order the runs
+    newest = finished_run(registry, {"accuracy": 0.91}, experiment=experiment)
+    assert latest_run_id(config, registry) == newest
+    state = tmp_path / ".mlops-bot" / "last-run.json"
+    state.parent.mkdir()
+    state.write_text(json.dumps({"run_id": first, "tracking_uri": registry.tracking_uri}), encoding="utf-8")
+    assert latest_run_id(config, registry) == first
+    state.write_text(json.dumps({"run_id": first, "tracking_uri": "elsewhere"}), encoding="utf-8")
+    assert latest_run_id(config, registry) == newest  # remembered by another store: not ours
+
+
+def test_significance_without_champion_predictions_is_an_error(registry: Registry, model: str,
+                                                               tmp_path: Path) -> None:
+    registry.set_alias(model, "champion", register(registry, model, {"accuracy": 0.90}, True))
+    run_id = finished_run(registry, {"accuracy": 0.95})
+    config = make_config(compare_of(ACCURACY, significance=Significance("accuracy")), root=tmp_path, model=model)
+    with pytest.raises(DataError, match="--challenger-predictions and --champion-predictions were not given"):
+        compare_registry(config, registry, run_id, now=NOW)
+    (tmp_path / "build").mkdir()
+    (tmp_path / "build" / "predictions.csv").write_text("row_id,y_true,y_pred\n1,a,a\n", encoding="utf-8")
+    with pytest.raises(DataError, match="--challenger-predictions and --champion-predictions were not given"):
+        compare_registry(config, registry, run_id, now=NOW)  # another run's predictions are not the workspace's
+    state = tmp_path / ".mlops-bot" / "last-run.json"
+    state.parent.mkdir()
+    state.write_text(json.dumps({"run_id": run_id, "tracking_uri": registry.tracking_uri}), encoding="utf-8")
+    with pytest.raises(DataError, match="but --champion-predictions was not given"):
+        compare_registry(config, registry, None, now=NOW)

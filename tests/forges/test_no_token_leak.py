@@ -1,0 +1,65 @@
+"""No token appears in anything the bot writes: stdout, stderr, the report, summary, outputs, dotenv, metrics.
+
+Each scenario runs the real command in a subprocess, so every byte it prints is captured, whatever prints it.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.forges.conftest import GITLAB_TOKEN, USER_TOKEN, github_env, gitlab_env, make_decision, write_decision
+from tests.servers.github_server import SECONDARY_LIMIT, GitHubServer
+from tests.servers.gitlab_server import GitLabServer
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run_bot(project: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "GITLAB_", "CI_", "MLOPS_BOT_"))}
+    return subprocess.run([sys.executable, "-m", "mlops_bot", "-C", str(project), "report", "--decision",
+                           "decision.json"], env={**base, **env, "PYTHONPATH": str(ROOT)}, capture_output=True,
+                          text=True, timeout=120, check=False)
+
+
+def assert_nowhere(token: str, result: subprocess.CompletedProcess[str], tree: Path) -> None:
+    assert token not in result.stdout and token not in result.stderr
+    for path in tree.rglob("*"):
+        if path.is_file():
+            assert token.encode() not in path.read_bytes(), f"the token leaked into {path}"
+
+
+@pytest.mark.parametrize(("scenario", "code"), [("posted", 1), ("read-only", 1), ("expired", 3), ("rejected", 3),
+                                                ("rate limited", 3)])
+def test_no_github_token_in_any_output(github: GitHubServer, tmp_path: Path, scenario: str, code: int) -> None:
+    github.add_account(USER_TOKEN, "octobot", write=scenario != "read-only", expired=scenario == "expired")
+    github.add_comment(2, "<!-- mlops-bot:report model=iris-classifier --> spoofed", "mallory")  # forces GET /user
+    if scenario == "rejected":
+        github.fail("issues/create-comment", 422, body={"message": "Validation Failed", "documentation_url": "d",
+                                                        "errors": [{"code": "invalid", "field": "body"}]})
+    if scenario == "rate limited":
+        github.fail("*", 429, SECONDARY_LIMIT, {"Retry-After": "60"}, times=3)
+    project = tmp_path / "project"
+    write_decision(project, make_decision(passed=False))
+    env = {**github_env(github, tmp_path / "runner", token=USER_TOKEN), "MLOPS_BOT_RETRY_SECONDS": "1"}
+    result = run_bot(project, env)
+    assert result.returncode == code, result.stderr
+    assert (project / ".mlops-bot" / "report.md").is_file()
+    assert_nowhere(USER_TOKEN, result, tmp_path)
+
+
+@pytest.mark.parametrize(("scenario", "code"), [("posted", 0), ("read-only", 0)])
+def test_no_gitlab_token_in_any_output(gitlab: GitLabServer, tmp_path: Path, scenario: str, code: int) -> None:
+    token = GITLAB_TOKEN if scenario == "posted" else "glpat-readonly-0123456789"
+    gitlab.add_account(token, "reporter", write=False) if scenario == "read-only" else None
+    project = tmp_path / "project"
+    write_decision(project, make_decision(passed=True))
+    result = run_bot(project, gitlab_env(gitlab, token=token))
+    assert result.returncode == code, result.stderr
+    assert ("warning" in result.stderr) == (scenario == "read-only")
+    assert (project / "mlops-bot.env").is_file()
+    assert_nowhere(token, result, tmp_path)
