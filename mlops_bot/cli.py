@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "gate": ("gate", "release gate: exit 0 only if the version is the champion and carries required tags"),
     "rollback": ("rollback", "make the previous champion the champion again and redeploy it"),
     "status": ("status", "show the champion, the previous one and recent versions with their verdicts"),
+    "ci": ("ci", "in GitHub Actions or GitLab CI: check a PR/MR, promote on merge, gate a release"),
 }
 
 

@@ -110,5 +110,5 @@ def _summary(results: Sequence[CriterionResult], champion: Champion | None,
         if compare.significance is not None:
             text += " Significance was not tested: there is no champion to compare with."
     elif significance is not None and not significance.significant:
-        text += f" Its {significance.metric} improvement is not significant at alpha {fmt(significance.alpha)}."
+        text += f" It shows no significant improvement in {significance.metric} at alpha {fmt(significance.alpha)}."
     return text

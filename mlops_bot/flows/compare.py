@@ -88,7 +88,7 @@ def compare_registry(config: Config, registry: Registry, run_id: str | None,
     champion = resolve_champion(registry, config.model.name, config.compare.champion.alias)
     history = champion_history(registry, config.model.name, config.report.history, champion)
     if challenger_predictions is None and run_id is None:
-        challenger_predictions = _step_predictions(config)
+        challenger_predictions = workspace_predictions(config)
     workdir = None
     try:
         if champion is not None and config.compare.rescore_champion and rescore_champion:
@@ -144,7 +144,8 @@ def _path(root: Path, value: str | None) -> Path | None:
     return None if not value else root / value
 
 
-def _step_predictions(config: Config) -> Path | None:
+def workspace_predictions(config: Config) -> Path | None:
+    """The predictions file the last `run` wrote here, if any."""
     for step in config.pipeline.values():
         if step.predictions and (config.root / step.predictions).is_file():
             return config.root / step.predictions

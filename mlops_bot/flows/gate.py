@@ -10,11 +10,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import tags
-from ..config import load_config
+from ..config import Config, load_config
 from ..console import emit_json, log
 from ..errors import EXIT_NEGATIVE, EXIT_OK, NotFound, UsageError
 from ..registry import alias_holder
-from ..registry.base import ModelVersion
+from ..registry.base import ModelVersion, Registry
 
 
 @dataclass(frozen=True)
@@ -73,29 +73,37 @@ def judge_gate(model: str, alias: str, version: ModelVersion | None, holder: str
     return GateResult(model, alias, version.version, False, tuple(reasons))
 
 
+def check_gate(config: Config, registry: Registry, alias: str | None = None, version: str | None = None,
+               required: Mapping[str, str] | None = None) -> GateResult:
+    alias = alias or config.promote.alias
+    holder = alias_holder(registry, config.model.name, alias)
+    target = holder
+    if version:
+        try:
+            target = registry.get_model_version(config.model.name, str(version))
+        except NotFound:
+            raise UsageError(f"--version {version}: {config.model.name} has no such version.") from None
+    return judge_gate(config.model.name, alias, target, holder.version if holder else None, bool(version),
+                      required or {})
+
+
 def main(args: argparse.Namespace) -> int:
     from ..registry import open_registry
 
     config = load_config(Path(args.directory) / args.config)
-    alias = args.alias or config.promote.alias
     required = parse_required(args.require_tag)
     registry = open_registry(config.tracking.uri, config.root)
     try:
-        holder_version = alias_holder(registry, config.model.name, alias)
-        holder = holder_version.version if holder_version else None
-        version = holder_version
-        if args.version:
-            try:
-                version = registry.get_model_version(config.model.name, str(args.version))
-            except NotFound:
-                version = None
-                raise UsageError(f"--version {args.version}: {config.model.name} has no such version.") from None
+        result = check_gate(config, registry, args.alias, args.version, required)
     finally:
         registry.close()
-    result = judge_gate(config.model.name, alias, version, holder, bool(args.version), required)
     if args.json:
         emit_json(result.as_json())
-    state = "open" if result.is_open else "closed"
-    log(f"gate {state} for {config.model.name}" + (f" v{result.version}" if result.version else "") + ": "
-        + "; ".join(result.reasons))
+    log(describe_gate(result))
     return EXIT_OK if result.is_open else EXIT_NEGATIVE
+
+
+def describe_gate(result: GateResult) -> str:
+    state = "open" if result.is_open else "closed"
+    which = f" v{result.version}" if result.version else ""
+    return f"gate {state} for {result.model}{which}: " + "; ".join(result.reasons)

@@ -35,7 +35,7 @@ def test_valid_config_becomes_frozen_dataclasses_with_defaults(project: Callable
 
 def test_quickstart_example_is_valid() -> None:
     config = load_config(REPO / "examples" / "quickstart" / "ml.yaml", env={})
-    assert config.model.name == "iris-classifier"
+    assert config.model.name == "digits-classifier"
     assert config.pipeline["evaluate"].predictions == "build/predictions.csv"
 
 

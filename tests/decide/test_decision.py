@@ -74,7 +74,7 @@ def test_not_significant_improvement_fails() -> None:
     assert d.verdict == "fail"
     assert all(r.passed for r in d.criteria)
     assert d.summary == ("The challenger passes its criterion (accuracy) against champion v3. "
-                         "Its accuracy improvement is not significant at alpha 0.05.")
+                         "It shows no significant improvement in accuracy at alpha 0.05.")
     ok = decide("m", compare_of(ACCURACY, significance=SIG), challenger({"accuracy": 0.95}),
                 champion({"accuracy": 0.94}), significance=significance(True), now=NOW)
     assert ok.verdict == "pass"
