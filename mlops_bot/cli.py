@@ -6,8 +6,12 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import signal
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from types import FrameType
 
 from . import __version__
 from .errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, BotError, ConfigError
@@ -63,6 +67,24 @@ def _command_of(argv: Sequence[str]) -> str | None:
     return None
 
 
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """CI cancellation sends SIGTERM: handle it like Ctrl-C, so running steps and deploy commands are stopped
+    with their process groups and nothing is left half-recorded."""
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     command = _command_of(argv)
@@ -75,8 +97,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .console import report_config_error, report_error, report_internal_error
 
     try:
-        module = importlib.import_module(f"mlops_bot.flows.{COMMANDS[args.command][0]}")
-        return int(module.main(args))
+        with _sigterm_as_interrupt():
+            module = importlib.import_module(f"mlops_bot.flows.{COMMANDS[args.command][0]}")
+            return int(module.main(args))
     except ConfigError as exc:
         report_config_error(exc)
         return exc.exit_code

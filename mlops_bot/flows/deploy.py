@@ -9,11 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from types import FrameType
 
 from ..config import Config, load_config
 from ..console import emit_json, log
@@ -32,18 +28,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.epilog = "Exit 0 when every target succeeded or was up to date, 3 when any failed (re-run to retry)."
 
 
-@contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """CI cancellation sends SIGTERM: stop the running deploy command's process group and record 'interrupted'."""
-
-    def handler(signum: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def _table(results: list[DeployResult]) -> str:
@@ -83,9 +67,8 @@ def main(args: argparse.Namespace) -> int:
         version = args.version or _champion(config, registry)
         if not config.deploy:
             log(f"mlops-bot: {config.path.name} declares no deploy targets; nothing to deploy.")
-        with _sigterm_as_interrupt():
-            results = deploy_all(config, registry, version, args.target, forge=_ForgeWhenNeeded(config.root),
-                                 force=args.force)
+        results = deploy_all(config, registry, version, args.target, forge=_ForgeWhenNeeded(config.root),
+                             force=args.force)
     finally:
         registry.close()
     if args.json:

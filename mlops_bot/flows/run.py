@@ -7,13 +7,8 @@ before ml.yaml is even parsed.
 from __future__ import annotations
 
 import argparse
-import signal
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 from ..console import emit_json, log
@@ -27,21 +22,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
                      "outs are missing. Exit 3 when a step fails, 130 when interrupted.")
 
 
-@contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """CI cancellation sends SIGTERM: treat it like Ctrl-C so the step's process group is stopped too."""
-
-    def handler(signum: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt
-
-    if threading.current_thread() is not threading.main_thread():
-        yield  # only the main thread may set handlers (e.g. when a service calls this flow)
-        return
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def _print_plan(doc: dict[str, Any]) -> None:
@@ -102,8 +82,7 @@ def _run(args: argparse.Namespace, config_path: Path) -> dict[str, Any]:
         return opened[-1]
 
     try:
-        with _sigterm_as_interrupt():
-            return run_pipeline(config, connect, options).as_json()
+        return run_pipeline(config, connect, options).as_json()
     except PipelineStepFailed as exc:
         if args.json:
             emit_json({**exc.result.as_json(), "error": str(exc).splitlines()[0]})
