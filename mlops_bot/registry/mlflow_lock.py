@@ -44,6 +44,9 @@ def _attempt(http: MlflowHttp, model: str, owner: str, ttl_ms: int) -> str:
             return owner
         except AlreadyExists:
             pass
+        except NotFound:
+            # MLflow answers 404 when a concurrent unlock deletes the model while this create adds its tags.
+            continue
         holder = _holder(http, model, retry=False)
         if holder is None:
             continue  # released in between: try again
