@@ -79,6 +79,15 @@ def pipeline_key(steps: Mapping[str, Step], graph: Mapping[str, set[str]], hashe
     return hash_bytes(canonical({name: key_of(name) for name in sorted(steps)}).encode())
 
 
+def inputs_hash(steps: Mapping[str, Step], hasher: Hasher) -> str:
+    """One hash of the content of every dep that no step writes (the data and code the pipeline starts
+    from): the lineage tag `mlops_bot.data_hash`, equal on any machine for the same inputs."""
+    outs = [out for step in steps.values() for out in step_outs(step)]
+    external = sorted({d for step in steps.values() for d in map(norm, step.deps)
+                       if not any(overlaps(d, out) for out in outs)})
+    return hash_bytes(canonical({d: hasher.hash(d) for d in external}).encode())
+
+
 def hash_outs(step: Step, hasher: Hasher) -> dict[str, str | None]:
     return {out: hasher.hash(out) for out in step_outs(step)}
 

@@ -22,11 +22,21 @@ from ..errors import UsageError
 from ..gitinfo import git_info
 from ..registry.base import Registry, Run
 from . import dag, noop
-from .cache import LOCK_FILE, hash_outs, load_params, pipeline_key, read_lock, stale_reasons, step_inputs, write_lock
+from .cache import (
+    LOCK_FILE,
+    hash_outs,
+    inputs_hash,
+    load_params,
+    pipeline_key,
+    read_lock,
+    stale_reasons,
+    step_inputs,
+    write_lock,
+)
 from .hashing import Hasher
 from .result import PipelineResult, PipelineStepFailed, RunOptions, StepResult
 from .runner import Workspace, read_step_metrics, run_steps
-from .tracking import TAG_CONFIG_DIGEST, TAG_PARTIAL, TAG_PIPELINE_KEY, Tracker, step_key_tag
+from .tracking import TAG_CONFIG_DIGEST, TAG_DATA_HASH, TAG_PARTIAL, TAG_PIPELINE_KEY, Tracker, step_key_tag
 
 STATE_DIR = ".mlops-bot"
 
@@ -182,7 +192,8 @@ class _Execution:
         return [out for name in self.selected for out in dag.step_outs(self.config.pipeline[name])]
 
     def _start_tags(self) -> dict[str, str]:
-        tags = {TAG_CONFIG_DIGEST: self.config.digest, **git_info(self.config.root).tags()}
+        tags = {TAG_CONFIG_DIGEST: self.config.digest, **git_info(self.config.root).tags(),
+                TAG_DATA_HASH: inputs_hash(self.config.pipeline, self.ws.hasher)}
         if self.options.step is not None:
             tags[TAG_PARTIAL] = "true"
         return tags

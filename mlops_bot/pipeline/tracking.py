@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
+from .. import tags
 from ..config import Config
 from ..console import log
 from ..errors import InvalidParameter, NotFound
@@ -25,6 +26,7 @@ from .hashing import write_atomic
 
 TAG_PIPELINE_KEY = "mlops_bot.pipeline_key"
 TAG_CONFIG_DIGEST = "mlops_bot.config_digest"
+TAG_DATA_HASH = tags.DATA_HASH
 TAG_PARTIAL = "mlops_bot.partial"
 MODEL_ARTIFACT = "model"
 OUTS_ARTIFACT = "outs"

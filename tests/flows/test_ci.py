@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from mlops_bot import cli
+from mlops_bot import cli, tags
 from mlops_bot.registry import alias_holder, open_registry
 from tests.forges.conftest import HEAD_SHA, apply_env, clean_env, github, github_env  # noqa: F401 (fixtures)
 from tests.forges.test_ciout import parse_github_outputs
@@ -81,7 +81,10 @@ def test_pull_request_then_merge_on_github(project: Path, github: GitHubServer, 
     outputs = parse_github_outputs(Path(push["GITHUB_OUTPUT"]).read_text())
     assert (outputs["promoted"], outputs["model-version"]) == ("true", "1")
     assert outputs["run-id"] == parse_github_outputs(Path(env["GITHUB_OUTPUT"]).read_text())["run-id"]  # reused
-    assert alias_holder(registry, "iris-classifier", "champion").version == "1"  # type: ignore[union-attr]
+    champion = alias_holder(registry, "iris-classifier", "champion")
+    assert champion is not None and champion.version == "1"
+    assert len(champion.tags[tags.DATA_HASH]) == 64 and champion.tags[tags.RUN_ID] == outputs["run-id"]
+    assert champion.tags[tags.REPOSITORY] == "Codertocat/Hello-World"
 
     release = github_env(github, tmp_path / "runner-release", event="release",
                          payload="release-published.payload.json")
