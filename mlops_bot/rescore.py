@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -45,6 +47,18 @@ def scoring_step(config: Config) -> Step:
                     "metrics file; add the model to that step's deps or set rescore_champion: false.")
 
 
+@contextmanager
+def _guarded(root: Path, files: list[str]) -> Iterator[None]:
+    """The challenger's own metrics and predictions survive a step that ignores the variables above."""
+    saved = {name: (root / name).read_bytes() for name in files if (root / name).is_file()}
+    try:
+        yield
+    finally:
+        for name, data in saved.items():
+            if not (root / name).is_file() or (root / name).read_bytes() != data:
+                (root / name).write_bytes(data)
+
+
 def rescore(config: Config, registry: Registry, champion: Champion) -> Rescored:
     if not champion.run_id:
         raise DataError(f"the champion {champion.label} has no tracking run, so its model cannot be rescored; "
@@ -59,7 +73,8 @@ def rescore(config: Config, registry: Registry, champion: Champion) -> Rescored:
     env.update({ENV_MODEL_DIR: str(model_dir), ENV_METRICS_FILE: str(metrics_file),
                 ENV_PREDICTIONS_FILE: str(predictions)})
     log(f"rescoring the champion {champion.label} with step '{step.name}' on today's data")
-    run_step(step, config.root, env, f"rescore {champion.label}")
+    with _guarded(config.root, [p for p in (step.metrics, step.predictions) if p]):
+        run_step(step, config.root, env, f"rescore {champion.label}")
     if not metrics_file.is_file():
         raise DataError(f"step '{step.name}' ran for the champion but did not write {ENV_METRICS_FILE}; to rescore, "
                         f"it must load the model from ${ENV_MODEL_DIR} and write metrics to ${ENV_METRICS_FILE} "

@@ -30,7 +30,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def context_tags(context: CIContext) -> dict[str, str]:
     """Lineage that only the CI run knows."""
-    found = {tags.REPOSITORY: context.repository, tags.RUN_URL: context.run_url,
+    # The CI run's page holds the job summary with the full report: the link to the decision.
+    found = {tags.REPOSITORY: context.repository, tags.RUN_URL: context.run_url, tags.DECISION_URL: context.run_url,
              tags.PULL_REQUEST: str(context.pr_number) if context.pr_number else ""}
     return {k: v for k, v in found.items() if v}
 
