@@ -24,7 +24,7 @@ def main(args: argparse.Namespace) -> int:
         config = load_config(path)
     except ConfigError as exc:
         if args.json:
-            emit_json({"valid": False, "problems": [vars(p) for p in exc.problems]})
+            emit_json({"valid": False, "problems": [p._asdict() for p in exc.problems]})
         raise
     if args.json:
         emit_json({"valid": True, "problems": [], "model": config.model.name, "steps": list(config.pipeline)})

@@ -139,3 +139,17 @@ def test_github_annotations(project: Callable[[str], Path], capsys: pytest.Captu
     assert main(["validate", "-c", os.fspath(path)]) == 2
     out = capsys.readouterr().out
     assert f"::error file={path},line=7,col=5::pipeline.prepare.dpes: unknown key 'dpes'; did you mean 'deps'?" in out
+
+
+def test_validate_json_lists_problems(project: Callable[[str], Path], capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    path = project(VALID.replace("    deps: [prepare.py]", "    dpes: [prepare.py]"))
+    assert main(["-C", str(path.parent), "validate", "--json"]) == 2
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["valid"] is False
+    assert doc["problems"] == [{"file": str(path), "line": 7, "col": 5, "path": "pipeline.prepare.dpes",
+                                "message": "unknown key 'dpes'; did you mean 'deps'?"}]
+    path = project(VALID)
+    assert main(["-C", str(path.parent), "validate", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["valid"] is True
