@@ -40,7 +40,7 @@ def annotation(level: str, message: str, file: str = "", line: int = 0, col: int
         return
     props = []
     if file:
-        props.append(f"file={_escape_property(file)}")
+        props.append(f"file={_escape_property(_workspace_relative(file))}")
         if line:
             props.append(f"line={line}")
         if col:
@@ -48,6 +48,15 @@ def annotation(level: str, message: str, file: str = "", line: int = 0, col: int
     head = f"::{level} {','.join(props)}" if props else f"::{level}"
     # Annotations go to stdout, where the runner looks for workflow commands; --json users are not in Actions.
     print(f"{head}::{_escape_data(message)}", flush=True)
+
+
+def _workspace_relative(file: str) -> str:
+    """GitHub places annotations by paths relative to the checkout."""
+    workspace = os.environ.get("GITHUB_WORKSPACE")
+    if not workspace:
+        return file
+    path, root = os.path.abspath(file), os.path.abspath(workspace)
+    return os.path.relpath(path, root) if path.startswith(root + os.sep) else file
 
 
 def report_config_error(exc: ConfigError) -> None:

@@ -139,6 +139,10 @@ def test_github_annotations(project: Callable[[str], Path], capsys: pytest.Captu
     assert main(["validate", "-c", os.fspath(path)]) == 2
     out = capsys.readouterr().out
     assert f"::error file={path},line=7,col=5::pipeline.prepare.dpes: unknown key 'dpes'; did you mean 'deps'?" in out
+    monkeypatch.setenv("GITHUB_WORKSPACE", str(path.parent.parent))
+    assert main(["validate", "-c", os.fspath(path)]) == 2
+    out = capsys.readouterr().out
+    assert f"::error file={path.parent.name}/ml.yaml,line=7,col=5::pipeline.prepare.dpes" in out
 
 
 def test_validate_json_lists_problems(project: Callable[[str], Path], capsys: pytest.CaptureFixture[str]) -> None:
