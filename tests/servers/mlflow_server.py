@@ -76,6 +76,9 @@ def server_env() -> dict[str, str]:
         MLFLOW_WEBHOOK_ALLOWED_SCHEMES="http,https",
         MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS="true",
         MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY=WEBHOOK_KEY,
+        # The server caches each event's webhook list for 60 s by default: a webhook a test creates after other
+        # tests set aliases would stay unseen that long.
+        MLFLOW_WEBHOOK_CACHE_TTL="1",
         # The job runner (7 huey consumer processes) serves GenAI jobs the bot never uses; webhooks are
         # delivered by the server itself. Off, it saves CPU on a 2-core runner and stops cleanly.
         MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false",
