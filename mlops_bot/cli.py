@@ -28,6 +28,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "rollback": ("rollback", "make the previous champion the champion again and redeploy it"),
     "status": ("status", "show the champion, the previous one and recent versions with their verdicts"),
     "ci": ("ci", "in GitHub Actions or GitLab CI: check a PR/MR, promote on merge, gate a release"),
+    "serve": ("serve", "receive signed MLflow/GitHub/GitLab webhooks and run the `on:` rules of ml.yaml"),
+    "watch": ("watch", "poll the tracking server and registry for changes and run the `on:` rules"),
+    "events": ("events", "read the audit log of events (--follow, --type T, --json)"),
 }
 
 
@@ -85,6 +88,13 @@ def _sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+def _handle_held_events() -> None:
+    """In CI mode the `on:` rules of ml.yaml react to the command's events once its own work is done."""
+    events = sys.modules.get("mlops_bot.events")
+    if events is not None:
+        events.drain_all()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     command = _command_of(argv)
@@ -99,7 +109,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with _sigterm_as_interrupt():
             module = importlib.import_module(f"mlops_bot.flows.{COMMANDS[args.command][0]}")
-            return int(module.main(args))
+            code = int(module.main(args))
+            _handle_held_events()
+            return code
     except ConfigError as exc:
         report_config_error(exc)
         return exc.exit_code

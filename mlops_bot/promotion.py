@@ -16,6 +16,7 @@ from . import tags
 from .config import Config
 from .console import log
 from .decision import Decision
+from .events import emit, model_subject
 from .registry import alias_holder
 from .registry.base import ModelVersion, Registry
 from .registry.lock import LockTimeout, registry_lock
@@ -72,6 +73,9 @@ def register(config: Config, registry: Registry, decision: Decision, extra: Mapp
         if version.tags.get(key) != value:
             registry.set_model_version_tag(config.model.name, version.version, key, value)
     log(f"registered {config.model.name} v{version.version} from run {run_id}")
+    emit(config, "model_version.registered", model_subject(config.model.name, version.version), {
+        "model": config.model.name, "version": version.version, "run_id": run_id, "source": version.source,
+        "verdict": decision.verdict})
     return registry.get_model_version(config.model.name, version.version)
 
 
@@ -119,6 +123,12 @@ def _move(registry: Registry, config: Config, version: ModelVersion, current: Mo
     if current is not None:
         # Previous first: a kill between the two writes leaves the old champion serving and reachable.
         registry.set_alias(name, config.promote.previous_alias, current.version)
+        emit(config, "alias.moved", model_subject(name, current.version), {
+            "model": name, "alias": config.promote.previous_alias, "version": current.version, "reason": "promote"})
         registry.set_model_version_tag(name, current.version, tags.REPLACED_BY, version.version)
     registry.set_model_version_tag(name, version.version, tags.PROMOTED_AT, now)
     registry.set_alias(name, config.promote.alias, version.version)
+    # Under the registry lock: the event is only written here; its rules run after the lock is released.
+    emit(config, "alias.moved", model_subject(name, version.version), {
+        "model": name, "alias": config.promote.alias, "version": version.version,
+        "previous_version": current.version if current else None, "reason": "promote"})

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 from .. import tags as names
 from ..console import log
 from ..errors import BotError, UsageError
+from ..events import emit, model_subject
 
 if TYPE_CHECKING:
     from ..config import Config, DeployTarget
@@ -158,7 +159,7 @@ def deploy_all(config: Config, registry: Registry, version: str | int, targets: 
     chosen = select(config, targets)
     model_version = registry.get_model_version(config.model.name, str(version))
     context = DeployContext(root=config.root, delivery=uuid.uuid4().hex, forge=forge, echo=echo)
-    deployment = _Deployment(registry, model_version, context, force)
+    deployment = _Deployment(registry, model_version, context, force, config)
     return [deployment.run(target) for target in chosen]
 
 
@@ -168,8 +169,10 @@ def raise_for_failures(results: Sequence[DeployResult]) -> None:
 
 
 class _Deployment:
-    def __init__(self, registry: Registry, version: ModelVersion, context: DeployContext, force: bool) -> None:
+    def __init__(self, registry: Registry, version: ModelVersion, context: DeployContext, force: bool,
+                 config: Config | None = None) -> None:
         self.registry, self.version, self.context, self.force = registry, version, context, force
+        self.config = config  # where events go (its audit log and `on:` rules)
         self.request = request_for(version)
         self._others: list[ModelVersion] | None = None
 
@@ -182,12 +185,19 @@ class _Deployment:
         if status == "succeeded" or not key:  # a new deployment; a failed or interrupted one is retried as it was
             key = next_key(key) if key else first_key(self.version.name, self.version.version, name)
         self._record(name, {"status": "running", "at": now_iso(), "key": key, "detail": "deploying"})
+        self._emit("deployment.started", target, {"key": key})
         result = self._attempt(target, key)
         extra = {k: v for k, v in (("url", result.url), ("commit", result.commit)) if v}
         self._record(name, {"status": result.status, "at": now_iso(), "detail": result.detail, **extra})
+        self._emit(f"deployment.{result.status}", target, {"key": key, "detail": result.detail, **extra})
         self.context.echo(f"mlops-bot: deploy {name} ({target.type}) v{self.version.version}: {result.status}: "
                           f"{result.detail}")
         return result
+
+    def _emit(self, event_type: str, target: DeployTarget, data: Mapping[str, str]) -> None:
+        emit(self.config or self.context.root, event_type, model_subject(self.version.name, self.version.version),
+             {"model": self.version.name, "version": self.version.version, "target": target.name,
+              "target_type": target.type, **data})
 
     def _current(self, name: str) -> bool:
         """No other version was deployed to `name` since this one was (else this is a redeploy, a rollback)."""

@@ -20,6 +20,7 @@ from ..console import emit_json, log
 from ..decide import decide
 from ..decision import Challenger, Champion, Decision, SignificanceResult
 from ..errors import EXIT_NEGATIVE, EXIT_OK, DataError, UsageError
+from ..events import emit, model_subject
 from ..metricsfile import paired_scores, read_metrics, read_predictions
 from ..registry.base import Registry
 from ..report import Links, render_markdown
@@ -100,8 +101,12 @@ def compare_registry(config: Config, registry: Registry, run_id: str | None,
     finally:
         if workdir is not None:
             shutil.rmtree(workdir, ignore_errors=True)
-    return decide(config.model.name, config.compare, challenger, champion, significance=significance,
-                  history=history, now=now)
+    decision = decide(config.model.name, config.compare, challenger, champion, significance=significance,
+                      history=history, now=now)
+    emit(config, "decision.made", model_subject(config.model.name), {
+        "model": config.model.name, "verdict": decision.verdict, "summary": decision.summary, "run_id": run.run_id,
+        "champion_version": champion.version if champion else None, "bootstrap": decision.bootstrap})
+    return decision
 
 
 def significance_from_files(compare: Compare, champion: Champion | None, challenger_predictions: Path | None,

@@ -31,6 +31,7 @@ from ..console import emit_json, log
 from ..context import CIContext, read_context
 from ..decision import Decision
 from ..errors import EXIT_NEGATIVE, EXIT_OK, BotError, InvalidParameter, NotFound, UsageError
+from ..events import emit, model_subject
 from ..forges.base import CommentResult, Forge, is_degradable
 from ..report import Links, marker, render_markdown
 
@@ -128,7 +129,12 @@ def publish(decision: Decision, context: CIContext, env: Mapping[str, str], *, s
         forge = open_forge(context, env, root=root, stream=stream)
     if check_head and context.pr_number is not None and context.in_ci:
         _check_head(forge, context)
-    return _post(decision, markdown, context, forge, out, done, marker(decision.model) if settings.sticky else "")
+    posted = _post(decision, markdown, context, forge, out, done, marker(decision.model) if settings.sticky else "")
+    emit(root, "report.posted", model_subject(decision.model), {
+        "model": decision.model, "verdict": decision.verdict, "run_id": decision.challenger.run_id,
+        "pull_request": context.pr_number, "sha": context.sha or None, "comment_url": posted.comment_url or None,
+        "comment": posted.comment_action or None, "status": posted.status, "forge": forge.name})
+    return posted
 
 
 def _post(decision: Decision, markdown: str, context: CIContext, forge: Forge, out: CIOutput, done: Publication,

@@ -14,6 +14,7 @@ from ..config import Config, load_config
 from ..console import emit_json, log
 from ..deploy import DeployResult, deploy_all, raise_for_failures
 from ..errors import EXIT_OK, NotFound, UsageError
+from ..events import emit, model_subject
 from ..registry import alias_holder
 from ..registry.base import ModelVersion, Registry
 from ..registry.lock import registry_lock
@@ -57,8 +58,14 @@ def rollback(config: Config, registry: Registry, wanted: str | None, reason: str
         if target.tags.get(tags.ROLLED_BACK):  # restoring a version by hand puts it back in service
             registry.set_model_version_tag(name, target.version, tags.ROLLED_BACK, "")
         registry.set_alias(name, alias, target.version)
+        emit(config, "alias.moved", model_subject(name, target.version), {
+            "model": name, "alias": alias, "version": target.version,
+            "previous_version": current.version if current else None, "reason": f"rollback: {why}"})
         if current is not None:
             registry.set_alias(name, config.promote.previous_alias, current.version)
+            emit(config, "alias.moved", model_subject(name, current.version), {
+                "model": name, "alias": config.promote.previous_alias, "version": current.version,
+                "reason": f"rollback: {why}"})
     return target, current.version if current else None
 
 

@@ -19,6 +19,7 @@ from .. import __version__
 from ..config import Config, Step
 from ..console import log
 from ..errors import UsageError
+from ..events import emit
 from ..gitinfo import git_info
 from ..registry.base import Registry, Run
 from . import dag, noop
@@ -148,6 +149,7 @@ class _Execution:
         for i, name in enumerate(self.selected, 1):
             self.ws.echo(f"step {i}/{len(self.selected)} {name}: cached")
             self.result.steps.append(StepResult(name, "cached"))
+            emit(self.config, "step.cached", f"steps/{name}", {"model": self.config.model.name, "step": name})
         self.result.metrics = self._metrics()
         if self.key is None:
             return
@@ -200,6 +202,8 @@ class _Execution:
 
     def _execute(self) -> None:
         run_id = self.result.run_id = self.tracker.start(self._start_tags())
+        emit(self.config, "run.started", f"runs/{run_id}", {"model": self.config.model.name, "run_id": run_id,
+                                                            "steps": self.selected, "pipeline_key": self.key})
         # An inherited MLFLOW_RUN_ID would point the steps' own mlflow logging at some other run.
         base = {k: v for k, v in os.environ.items() if k != "MLFLOW_RUN_ID"}
         base.setdefault("PYTHONUNBUFFERED", "1")
@@ -209,6 +213,9 @@ class _Execution:
 
         try:
             failure = run_steps(self.ws, self.selected, self.graph, env_of, self.result.steps)
+            for cached in (s.name for s in self.result.steps if s.status == "cached"):
+                emit(self.config, "step.cached", f"steps/{cached}", {"model": self.config.model.name,
+                                                                     "step": cached, "run_id": run_id})
             if failure is None:
                 self.result.metrics = self._metrics()
                 self._record(run_id)
@@ -223,6 +230,9 @@ class _Execution:
             raise PipelineStepFailed(failure, self._done())
         if self.key is not None:
             self.tracker.remember(self.key, run_id)
+        emit(self.config, "run.finished", f"runs/{run_id}", {"model": self.config.model.name, "run_id": run_id,
+                                                             "status": "FINISHED", "metrics": self.result.metrics,
+                                                             "pipeline_key": self.key})
 
     def _record(self, run_id: str) -> str:
         tags = {step_key_tag(n): self.ws.lock[n].key for n in self.selected if n in self.ws.lock}
@@ -233,6 +243,8 @@ class _Execution:
         return run_id
 
     def _end_quietly(self, run_id: str, status: str) -> None:
+        emit(self.config, "run.finished", f"runs/{run_id}", {"model": self.config.model.name, "run_id": run_id,
+                                                             "status": status})
         try:
             self.tracker.end(run_id, status)
         except Exception as exc:  # the original failure matters more than a failed status update

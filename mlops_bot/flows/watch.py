@@ -1,0 +1,131 @@
+"""`mlops-bot watch`: poll the tracking server and registry (MLflow sends no webhooks for runs) and feed what
+changed to the same `on:` rules `serve` runs.
+
+Each poll asks `events_since(cursor)` for finished runs of ml.yaml's experiment, new versions and moved
+aliases of its model; spools them (.mlops-bot/events/watch.db) with ids derived from the cursor, so a poll
+repeated after a crash yields the same ids and nothing twice; saves the new cursor (watch.cursor); then
+handles what is pending, as `serve` does. The first poll only sets the cursor: history is not news.
+`--once` polls once (tests, cron); otherwise every --interval seconds until SIGTERM or Ctrl-C (exit 0).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import time
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from pathlib import Path
+
+from ..config import Config, load_config
+from ..console import emit_json, log
+from ..errors import EXIT_OK, BotError, UsageError
+from ..eventlog import EventLog
+from ..events import EVENTS_DIR, Bus, Event, activate, model_subject
+from ..registry.base import Registry, RegistryEvent
+from ..rules import RuleHandler
+from ..service_spool import Spool, hold_exclusive
+from ..service_workers import Processor
+
+CURSOR_FILE = "watch.cursor"
+SPOOL_FILE = "watch.db"
+TYPES = {"run.finished": "run.finished", "model_version.created": "model_version.created",
+         "model_version.tag_set": "model_version.tag_set", "alias.set": "model_version.alias_set",
+         "alias.deleted": "model_version.alias_deleted"}
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--interval", type=float, default=30.0, metavar="S", help="seconds between polls (default 30)")
+    parser.add_argument("--once", action="store_true", help="poll once, handle what changed, and exit")
+
+
+class Watcher:
+    def __init__(self, config: Config, registry: Registry, env: Mapping[str, str]) -> None:
+        self.config, self.registry = config, registry
+        self.directory = config.root / EVENTS_DIR
+        self._lock = hold_exclusive(self.directory / "watch.lock", "watch")
+        self.spool = Spool(self.directory / SPOOL_FILE)
+        self.audit = EventLog(self.directory)
+        self.rules = RuleHandler(config, env)
+        self.bus = Bus(self.audit, [self.rules])
+        self.processor = Processor(self.bus, self.rules, self.audit, self.spool, set())
+        self._experiment: str | None = None
+
+    def close(self) -> None:
+        self.spool.close()
+        os.close(self._lock)
+
+    def poll(self) -> list[Event]:
+        """One poll: the new events (spooled, cursor saved), then every due pending event handled."""
+        path = self.directory / CURSOR_FILE
+        cursor = path.read_text(encoding="utf-8").strip() if path.exists() else None
+        found, after = self.registry.events_since(cursor or None, [self.config.model.name])
+        events = [self._event(e, cursor or "") for e in found if self._ours(e)]
+        fresh = [e for e, new in zip(events, self.spool.insert(events), strict=True) if new]
+        from ..pipeline.hashing import write_atomic
+
+        write_atomic(path, after)
+        if cursor is None:
+            log(f"mlops-bot watch: watching {self.config.model.name} from now on (cursor saved in {path})")
+        self.handle_pending()
+        return fresh
+
+    def handle_pending(self) -> None:
+        """Handles the pending events that are due; one whose action failed waits (next_at) for a later poll."""
+        with activate(self.bus):
+            self.processor.process([row for row in self.spool.pending(0, 10_000) if row.next_at <= time.time()])
+
+    def _ours(self, found: RegistryEvent) -> bool:
+        if found.type != "run.finished":
+            return True
+        if self._experiment is None:
+            self._experiment = self.registry.get_or_create_experiment(self.config.tracking.experiment).experiment_id
+        return found.data.get("experiment_id") == self._experiment
+
+    def _event(self, found: RegistryEvent, cursor: str) -> Event:
+        data = {"model": found.model or self.config.model.name, "version": found.version or None,
+                "alias": found.alias or None, "run_id": found.run_id or None, **found.data}
+        data = {k: v for k, v in data.items() if v not in (None, "")}
+        subject = f"runs/{found.run_id}" if found.type == "run.finished" else model_subject(found.model, found.version)
+        identity = json.dumps([cursor, found.type, subject, data], sort_keys=True)
+        stamp = datetime.fromtimestamp(found.timestamp / 1000, timezone.utc).isoformat(timespec="milliseconds")
+        return Event(type=TYPES.get(found.type, found.type), subject=subject, data=data, source="watch",
+                     id="poll-" + hashlib.sha256(identity.encode()).hexdigest()[:32], time=stamp.replace("+00:00", "Z"))
+
+
+def main(args: argparse.Namespace) -> int:
+    from ..registry import open_registry
+
+    if args.interval <= 0:
+        raise UsageError("--interval must be a positive number of seconds.")
+    config = load_config(Path(args.directory) / args.config)
+    registry = open_registry(config.tracking.uri, config.root)
+    watcher = Watcher(config, registry, dict(os.environ))
+    try:
+        if args.once:
+            found = watcher.poll()
+            if args.json:
+                emit_json([e.to_dict() for e in found])
+            for event in found:
+                log(f"mlops-bot watch: {event.type} {event.subject}")
+            return EXIT_OK
+        try:
+            _loop(watcher, args.interval)
+        except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (cli turns it into one): a watcher's normal end
+            log("mlops-bot watch: stopped")
+        return EXIT_OK
+    finally:
+        watcher.close()
+        registry.close()
+
+
+def _loop(watcher: Watcher, interval: float) -> None:
+    while True:
+        try:
+            for event in watcher.poll():
+                log(f"mlops-bot watch: {event.type} {event.subject}")
+        except BotError as exc:  # the server may come back: keep watching
+            log(f"mlops-bot watch: poll failed: {exc}; trying again in {interval:g} s")
+        time.sleep(interval)
