@@ -41,7 +41,7 @@ def build_config(doc: Document) -> Config:
         promote=_promote(data.get("promote", {})),
         deploy=tuple(_target(t) for t in data.get("deploy", [])),
         report=_report(data.get("report", {})),
-        rules=tuple(Rule(event=r["event"], where={k: str(v) for k, v in r.get("where", {}).items()},
+        rules=tuple(Rule(event=r["event"], where={k: _env_value(v) for k, v in r.get("where", {}).items()},
                          do=tuple(r["do"])) for r in data.get("on", [])),
     )
 

@@ -31,8 +31,9 @@ def kind(event_type: str) -> str:
 
 
 def as_text(value: Any) -> str:
-    if isinstance(value, bool) or value in ("True", "False"):
-        return str(value).lower()
+    """Event fields as ml.yaml's `where:` values read (configbuild writes booleans as true/false)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
     return "" if value is None else str(value)
 
 

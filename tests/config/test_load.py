@@ -59,6 +59,6 @@ def test_unset_variable_names_variable_and_line(project: Callable[[str], Path]) 
 
 
 def test_yaml_1_1_booleans_stay_strings(project: Callable[[str], Path]) -> None:
-    text = VALID.replace("where: {alias: champion}", "where: {alias: on}")
+    text = VALID.replace("where: {alias: champion}", "where: {alias: on, merged: true, version: 3}")
     config = load_config(project(text), env={})
-    assert config.rules[0].where == {"alias": "on"}
+    assert config.rules[0].where == {"alias": "on", "merged": "true", "version": "3"}
