@@ -157,6 +157,8 @@ def _post(decision: Decision, markdown: str, context: CIContext, forge: Forge, o
         except BotError as exc:
             errors.append(exc)
             status = "denied" if is_degradable(exc) else "failed"
+    if status == "posted":
+        _check_run(decision, markdown, context, forge)
     warning = _degrade(errors, out, done)
     hard = [e for e in errors if not is_degradable(e)]
     for extra in hard[1:]:
@@ -167,6 +169,17 @@ def _post(decision: Decision, markdown: str, context: CIContext, forge: Forge, o
         out.outputs({"comment-url": comment.url})
     return replace(done, comment_url=comment.url if comment else "", status=status, warning=warning,
                    comment_action=comment.action if comment else "")
+
+
+def _check_run(decision: Decision, markdown: str, context: CIContext, forge: Forge) -> None:
+    """Best effort: where the token may create check runs (GitHub Actions' token with `checks: write`), the
+    whole report also shows in the Checks tab; elsewhere the status carries the verdict."""
+    try:
+        forge.create_check_run(context.sha, f"mlops-bot report: {decision.model}",
+                               "success" if decision.passed else "failure", f"{decision.verdict}: {decision.summary}",
+                               markdown, details_url=context.run_url)
+    except BotError as exc:
+        log(f"mlops-bot: no check run ({exc}); the commit status carries the verdict.")
 
 
 def _check_head(forge: Forge, context: CIContext) -> None:

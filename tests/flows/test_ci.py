@@ -69,6 +69,9 @@ def test_pull_request_then_merge_on_github(project: Path, github: GitHubServer, 
     (comment,) = github.comments_on(2)
     assert "Bootstrap" in comment["body"] or "bootstrap" in comment["body"]
     assert [(s["sha"], s["state"]) for s in github.statuses] == [(HEAD_SHA, "success")]
+    (check,) = github.check_runs  # the Actions token may create check runs: the report shows in the Checks tab
+    assert (check["head_sha"], check["conclusion"]) == (HEAD_SHA, "success")
+    assert "| metric |" in check["output"]["summary"]
     outputs = parse_github_outputs(Path(env["GITHUB_OUTPUT"]).read_text())
     assert outputs["verdict"] == "pass" and outputs["promoted"] == "false" and outputs["run-id"]
     assert Path(outputs["report-path"]).is_file()
