@@ -13,7 +13,6 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
@@ -24,8 +23,10 @@ from typing import Any
 import httpx
 import pytest
 
-from mlops_bot.config import Config, load_config
+from mlops_bot.config import Config
 from mlops_bot.registry.base import Registry
+from tests.flows.conftest import make_run
+from tests.flows.conftest import write_project as flows_project
 from tests.servers.mlflow_server import free_port
 
 SECRET = "mlflow-whsec-0123456789abcdef"
@@ -35,46 +36,20 @@ SECRETS_ENV = {"MLOPS_BOT_MLFLOW_WEBHOOK_SECRET": SECRET, "MLOPS_BOT_GITHUB_WEBH
                "MLOPS_BOT_GITLAB_WEBHOOK_TOKEN": GITLAB_TOKEN}
 ROOT = Path(__file__).resolve().parents[2]
 
-ML_YAML = """\
-version: 1
-model: {{name: {model}, artifact: build/model}}
-tracking: {{uri: "{uri}", experiment: {model}}}
-pipeline:
-  evaluate:
-    cmd: [python, -c, "pass"]
-    outs: [build/model]
-    metrics: build/metrics.json
-compare:
-  criteria:
-    - {{metric: accuracy, threshold: 0.5, min_absolute_change: 0.01}}
-deploy:
-  - name: record
-    type: command
-    cmd: "echo $MODEL_VERSION >> deployed.txt"
-on:
-{rules}
-"""
 CHAMPION_DEPLOYS = "  - {event: model_version.alias_set, where: {alias: champion}, do: [deploy]}"
 
 
 def write_project(root: Path, model: str = "demo", uri: str = "local", rules: str = CHAMPION_DEPLOYS) -> Config:
-    root.mkdir(parents=True, exist_ok=True)
-    (root / "ml.yaml").write_text(textwrap.dedent(ML_YAML.format(model=model, uri=uri, rules=rules or "  []")))
-    return load_config(root / "ml.yaml", env={})
+    """The promotion tests' project, with a deploy target that records versions and the given `on:` rules."""
+    return flows_project(root, model, uri, rules=rules)
 
 
 def add_version(registry: Registry, config: Config, workdir: Path, accuracy: float = 0.9) -> str:
     """A finished run with a model artifact, registered as a new version of config's model."""
-    experiment = registry.get_or_create_experiment(config.tracking.experiment)
-    run = registry.create_run(experiment.experiment_id, f"acc-{accuracy}")
-    registry.log_batch(run.run_id, metrics={"accuracy": accuracy})
-    model_dir = workdir / f"model-{run.run_id}"
-    model_dir.mkdir(parents=True)
-    (model_dir / "model.txt").write_text(f"accuracy {accuracy}\n")
-    registry.upload_artifacts(run.run_id, model_dir, "model")
-    registry.update_run(run.run_id, "FINISHED")
+    run_id = make_run(registry, config, accuracy, workdir)
     registry.get_or_create_registered_model(config.model.name)
-    return registry.create_model_version(config.model.name, f"{run.artifact_uri}/model", run.run_id).version
+    artifact_uri = registry.get_run(run_id).artifact_uri
+    return registry.create_model_version(config.model.name, f"{artifact_uri}/model", run_id).version
 
 
 def deployed(root: Path) -> list[str]:

@@ -33,9 +33,11 @@ DEPLOY_RECORD = """\
 """
 
 
-def write_project(root: Path, model: str, uri: str = "local", deploy: str = DEPLOY_RECORD) -> Config:
+def write_project(root: Path, model: str, uri: str = "local", deploy: str = DEPLOY_RECORD, rules: str = "") -> Config:
+    """`rules`: lines of an `on:` list (none when empty)."""
     root.mkdir(parents=True, exist_ok=True)
-    (root / "ml.yaml").write_text(textwrap.dedent(ML_YAML.format(model=model, uri=uri, deploy=deploy or "  []")))
+    text = ML_YAML.format(model=model, uri=uri, deploy=deploy or "  []") + (f"on:\n{rules}\n" if rules else "")
+    (root / "ml.yaml").write_text(textwrap.dedent(text))
     return load_config(root / "ml.yaml", env={})
 
 
