@@ -17,6 +17,8 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
+from .localstate import local_state_dir
+
 if TYPE_CHECKING:
     from .events import Event
 
@@ -39,10 +41,7 @@ class EventLog:
         if not payload:
             return
         if not self._ready:
-            self.directory.mkdir(parents=True, exist_ok=True)
-            ignore = self.directory / ".gitignore"
-            if not ignore.exists():  # local state (the log, spools, cursors), never meant to be committed
-                ignore.write_text("# Written by mlops-bot: local event state.\n*\n")
+            local_state_dir(self.directory)
             self._ready = True
         with self._locked():
             self._rotate_if_full(len(payload))

@@ -21,6 +21,7 @@ from ..console import log
 from ..errors import UsageError
 from ..events import emit
 from ..gitinfo import git_info
+from ..localstate import local_state_dir
 from ..registry.base import Registry, Run
 from . import dag, noop
 from .cache import (
@@ -58,10 +59,7 @@ def run_pipeline(config: Config, registry: Registry | Callable[[], Registry],
 @contextmanager
 def _exclusive(state_dir: Path) -> Iterator[None]:
     """One `run` per project at a time: two would race on outs and ml.lock."""
-    state_dir.mkdir(parents=True, exist_ok=True)
-    ignore = state_dir / ".gitignore"
-    if not ignore.exists():  # local state, never meant to be committed
-        ignore.write_text("# Written by mlops-bot: local state and caches.\n*\n")
+    local_state_dir(state_dir)
     with open(state_dir / "run.lock", "w") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
