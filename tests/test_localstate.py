@@ -5,8 +5,8 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from mlops_bot.events import EVENTS_DIR, Event
 from mlops_bot.eventlog import EventLog
+from mlops_bot.events import EVENTS_DIR, Event
 from mlops_bot.registry.local import LocalRegistry
 
 
