@@ -23,13 +23,13 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from mlops_bot.champion import PROMOTED_TAG  # noqa: E402
+from mlops_bot.ci.context import CIContext  # noqa: E402
 from mlops_bot.config import load_config  # noqa: E402
-from mlops_bot.context import CIContext  # noqa: E402
 from mlops_bot.flows.compare import compare_registry  # noqa: E402
 from mlops_bot.flows.report import publish  # noqa: E402
 from mlops_bot.forges.github import GitHubForge  # noqa: E402
-from mlops_bot.registry.mlflow import MlflowRegistry  # noqa: E402
+from mlops_bot.lifecycle.champion import PROMOTED_TAG  # noqa: E402
+from mlops_bot.registry.mlflow.client import MlflowRegistry  # noqa: E402
 from tests.servers import mlflow_server  # noqa: E402
 from tests.servers.github_server import GitHubServer  # noqa: E402
 

@@ -90,7 +90,7 @@ def _sigterm_as_interrupt() -> Iterator[None]:
 
 def _handle_held_events() -> None:
     """In CI mode the `on:` rules of ml.yaml react to the command's events once its own work is done."""
-    events = sys.modules.get("mlops_bot.events")
+    events = sys.modules.get("mlops_bot.events.bus")
     if events is not None:
         events.drain_all()
 

@@ -51,12 +51,12 @@ def registry_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator
     def make(kind: str, **options: Any) -> Registry:
         registry: Registry
         if kind == "local":
-            from mlops_bot.registry.local import LocalRegistry
+            from mlops_bot.registry.local.store import LocalRegistry
 
             registry = LocalRegistry(tmp_path / f"store-{len(made)}" / ".mlops-bot")
         else:
-            from mlops_bot.registry.http import RetryPolicy
-            from mlops_bot.registry.mlflow import MlflowRegistry
+            from mlops_bot.registry.mlflow.client import MlflowRegistry
+            from mlops_bot.registry.mlflow.http import RetryPolicy
 
             server: MlflowServer = request.getfixturevalue("mlflow_server")
             if kind == "mlflow-tag-aliases":
@@ -75,6 +75,6 @@ def registry_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator
 def _fresh_event_buses() -> Iterator[None]:
     """What CI mode held back in one test is never handled in the next one (or at exit)."""
     yield
-    from mlops_bot import events
+    from mlops_bot.events import bus as events
 
     events.forget_defaults()

@@ -5,9 +5,9 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from mlops_bot.eventlog import EventLog
-from mlops_bot.events import EVENTS_DIR, Event
-from mlops_bot.registry.local import LocalRegistry
+from mlops_bot.events.audit import EventLog
+from mlops_bot.events.bus import EVENTS_DIR, Event
+from mlops_bot.registry.local.store import LocalRegistry
 
 
 def untracked(repo: Path) -> list[str]:

@@ -28,13 +28,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .. import tags as names
 from ..console import log
 from ..errors import BotError, UsageError
-from ..events import emit, model_subject
+from ..events.bus import emit, model_subject
+from ..registry import tags as names
 
 if TYPE_CHECKING:
-    from ..config import Config, DeployTarget
+    from ..config.model import Config, DeployTarget
     from ..registry.base import ModelVersion, Registry
     from .gitops import ChangeRequests
 

@@ -15,7 +15,7 @@ import threading
 from collections.abc import Callable
 from typing import IO
 
-from ..config import DeployTarget
+from ..config.model import DeployTarget
 from ..errors import StepFailed, UsageError
 from ..pipeline.runner import kill_group
 from .base import DeployContext, DeployRequest, DeployResult

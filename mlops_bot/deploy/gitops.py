@@ -26,7 +26,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Protocol
 
-from ..config import DeployTarget
+from ..config.model import DeployTarget
 from ..errors import RemoteError, UsageError
 from . import yamledit
 from .base import DeployContext, DeployRequest, DeployResult

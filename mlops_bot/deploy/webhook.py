@@ -37,7 +37,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from .. import __version__
-from ..config import DeployTarget
+from ..config.model import DeployTarget
 from ..console import log
 from ..errors import RemoteError, UsageError
 from .base import DeployContext, DeployRequest, DeployResult

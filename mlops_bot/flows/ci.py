@@ -16,11 +16,12 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from ..ciout import CIOutput
-from ..config import Config, load_config
+from ..ci.context import CIContext, read_context
+from ..ci.outputs import CIOutput
+from ..config import load_config
+from ..config.model import Config
 from ..console import annotation, log
-from ..context import CIContext, read_context
-from ..decision import Decision
+from ..decide.decision import Decision
 from ..errors import EXIT_NEGATIVE, EXIT_OK
 from ..registry.base import Registry
 

@@ -14,18 +14,19 @@ import shutil
 from datetime import datetime
 from pathlib import Path
 
-from ..champion import challenger_from_run, champion_history, latest_run_id, resolve_champion
-from ..config import Compare, Config, load_config
+from ..config import load_config
+from ..config.model import Compare, Config
 from ..console import emit_json, log
-from ..decide import decide
-from ..decision import Challenger, Champion, Decision, SignificanceResult
+from ..decide.decision import Challenger, Champion, Decision, SignificanceResult
+from ..decide.metrics import paired_scores, read_metrics, read_predictions
+from ..decide.significance import significance_of
+from ..decide.verdict import decide
 from ..errors import EXIT_NEGATIVE, EXIT_OK, DataError, UsageError
-from ..events import emit, model_subject
-from ..metricsfile import paired_scores, read_metrics, read_predictions
+from ..events.bus import emit, model_subject
+from ..lifecycle.champion import challenger_from_run, champion_history, latest_run_id, resolve_champion
+from ..lifecycle.rescore import rescore
 from ..registry.base import Registry
-from ..report import Links, render_markdown
-from ..rescore import rescore
-from ..significance import significance_of
+from ..report.markdown import Links, render_markdown
 
 
 def configure(parser: argparse.ArgumentParser) -> None:

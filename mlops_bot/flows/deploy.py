@@ -11,7 +11,8 @@ import argparse
 import os
 from pathlib import Path
 
-from ..config import Config, load_config
+from ..config import load_config
+from ..config.model import Config
 from ..console import emit_json, log
 from ..deploy import DeployResult, deploy_all, raise_for_failures
 from ..errors import UsageError
@@ -43,7 +44,7 @@ class _ForgeWhenNeeded:
         self.root = root
 
     def open_pull_request(self, head: str, base: str, title: str, body: str) -> str:
-        from ..context import read_context
+        from ..ci.context import read_context
         from ..forges import open_forge
 
         env = dict(os.environ)

@@ -16,9 +16,9 @@ from pathlib import Path
 
 from ..console import emit_json
 from ..errors import EXIT_OK, UsageError
-from ..eventlog import EventLog
-from ..events import EVENTS_DIR, Event
-from ..rules import kind
+from ..events.audit import EventLog
+from ..events.bus import EVENTS_DIR, Event
+from ..events.rules import kind
 
 DETAILS_WIDTH = 90
 

@@ -9,11 +9,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import tags
-from ..config import Config, load_config
+from ..config import load_config
+from ..config.model import Config
 from ..console import emit_json, log
 from ..errors import EXIT_NEGATIVE, EXIT_OK, NotFound, UsageError
-from ..registry import alias_holder
+from ..registry import alias_holder, tags
 from ..registry.base import ModelVersion, Registry
 
 

@@ -10,15 +10,15 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from .. import tags
-from ..config import Config, load_config
+from ..ci.context import CIContext, read_context
+from ..config import load_config
+from ..config.model import Config
 from ..console import emit_json, log
-from ..context import CIContext, read_context
-from ..decision import Decision
+from ..decide.decision import Decision
 from ..deploy import DeployResult, deploy_all, raise_for_failures
 from ..errors import EXIT_NEGATIVE, EXIT_OK, UsageError
-from ..promotion import Promotion, promote, register
-from ..registry import alias_holder
+from ..lifecycle.promotion import Promotion, promote, register
+from ..registry import alias_holder, tags
 from ..registry.base import Registry
 
 

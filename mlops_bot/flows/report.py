@@ -25,15 +25,15 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TextIO
 
-from ..ciout import CIOutput
-from ..config import Report
+from ..ci.context import CIContext, read_context
+from ..ci.outputs import CIOutput
+from ..config.model import Report
 from ..console import emit_json, log
-from ..context import CIContext, read_context
-from ..decision import Decision
+from ..decide.decision import Decision
 from ..errors import EXIT_NEGATIVE, EXIT_OK, BotError, InvalidParameter, NotFound, UsageError
-from ..events import emit, model_subject
+from ..events.bus import emit, model_subject
 from ..forges.base import CommentResult, Forge, is_degradable
-from ..report import Links, marker, render_markdown
+from ..report.markdown import Links, marker, render_markdown
 
 DEFAULT_DECISION = ".mlops-bot/decision.json"
 

@@ -9,13 +9,13 @@ import argparse
 from datetime import datetime, timezone
 from pathlib import Path
 
-from .. import tags
-from ..config import Config, load_config
+from ..config import load_config
+from ..config.model import Config
 from ..console import emit_json, log
 from ..deploy import DeployResult, deploy_all, raise_for_failures
 from ..errors import EXIT_OK, NotFound, UsageError
-from ..events import emit, model_subject
-from ..registry import alias_holder
+from ..events.bus import emit, model_subject
+from ..registry import alias_holder, tags
 from ..registry.base import ModelVersion, Registry
 from ..registry.lock import registry_lock
 

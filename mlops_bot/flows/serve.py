@@ -34,8 +34,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from ..service import SECRETS, Service, create_app
-    from ..service_spool import hold_exclusive
+    from ..service.app import SECRETS, Service, create_app
+    from ..service.spool import hold_exclusive
 
     if not 0 < args.port < 65536 or args.workers < 1 or args.max_body < 1:
         raise UsageError("--port must be 1-65535, --workers and --max-body at least 1.")

@@ -8,10 +8,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from .. import tags
-from ..config import Config, load_config
+from ..config import load_config
+from ..config.model import Config
 from ..console import emit_json
-from ..registry import alias_holder
+from ..registry import alias_holder, tags
 from ..registry.base import ModelVersion, Registry
 
 

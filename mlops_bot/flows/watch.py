@@ -19,15 +19,16 @@ from collections.abc import Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ..config import Config, load_config
+from ..config import load_config
+from ..config.model import Config
 from ..console import emit_json, log
 from ..errors import EXIT_OK, BotError, UsageError
-from ..eventlog import EventLog
-from ..events import EVENTS_DIR, Bus, Event, activate, model_subject
+from ..events.audit import EventLog
+from ..events.bus import EVENTS_DIR, Bus, Event, activate, model_subject
+from ..events.rules import RuleHandler
 from ..registry.base import Registry, RegistryEvent
-from ..rules import RuleHandler
-from ..service_spool import Spool, hold_exclusive
-from ..service_workers import Processor
+from ..service.spool import Spool, hold_exclusive
+from ..service.workers import Processor
 
 CURSOR_FILE = "watch.cursor"
 SPOOL_FILE = "watch.db"

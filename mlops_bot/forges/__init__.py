@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TextIO
 
-from ..context import CIContext, token_of
+from ..ci.context import CIContext, token_of
 from ..errors import UsageError
 from .base import CommentResult, Forge, PermissionDenied, is_degradable
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from ..config import Step
+from ..config.model import Step
 from ..errors import UsageError
 from .dag import norm, overlaps, step_outs
 from .hashing import Hasher, hash_bytes, write_atomic

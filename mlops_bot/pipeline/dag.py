@@ -9,7 +9,7 @@ from __future__ import annotations
 import posixpath
 from collections.abc import Iterable, Mapping
 
-from ..config import Step
+from ..config.model import Step
 from ..errors import UsageError
 
 

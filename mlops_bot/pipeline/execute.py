@@ -16,13 +16,12 @@ from dataclasses import replace
 from pathlib import Path
 
 from .. import __version__
-from ..config import Config, Step
+from ..config.model import Config, Step
 from ..console import log
 from ..errors import UsageError
-from ..events import emit
-from ..gitinfo import git_info
-from ..localstate import local_state_dir
+from ..events.bus import emit
 from ..registry.base import Registry, Run
+from ..support.state import local_state_dir
 from . import dag, noop
 from .cache import (
     LOCK_FILE,
@@ -35,6 +34,7 @@ from .cache import (
     step_inputs,
     write_lock,
 )
+from .gitinfo import git_info
 from .hashing import Hasher
 from .result import PipelineResult, PipelineStepFailed, RunOptions, StepResult
 from .runner import Workspace, read_step_metrics, run_steps

@@ -22,7 +22,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO, Any
 
-from ..config import Config, Step
+from ..config.model import Config, Step
 from ..console import log
 from ..errors import DataError, StepFailed
 from . import dag
@@ -182,7 +182,7 @@ def _run_if_stale(ws: Workspace, step: Step, progress: str, env: dict[str, str])
 
 def read_step_metrics(root: Path, step: str, path: str) -> dict[str, float]:
     """The step's metrics; an unusable file fails the step (exit 3) and names the file and the problem."""
-    from ..metricsfile import read_metrics
+    from ..decide.metrics import read_metrics
 
     try:
         return read_metrics(root / path)

@@ -16,10 +16,10 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
-from .. import tags
-from ..config import Config
+from ..config.model import Config
 from ..console import log
 from ..errors import InvalidParameter, NotFound
+from ..registry import tags
 from ..registry.base import Registry, Run
 from .dag import norm
 from .hashing import write_atomic

@@ -22,11 +22,11 @@ def open_registry(tracking_uri: str, root: Path, env: Mapping[str, str] | None =
     """
     uri = tracking_uri.strip()
     if uri in ("", "local"):
-        from .local import LocalRegistry
+        from .local.store import LocalRegistry
 
         return LocalRegistry(root / LOCAL_DIR)
     if uri.lower().startswith(("http://", "https://")):
-        from .mlflow import MlflowRegistry
+        from .mlflow.client import MlflowRegistry
 
         return MlflowRegistry(uri, os.environ if env is None else env)
     raise UsageError(f"tracking URI {tracking_uri!r} is not supported; use 'local' for the embedded store or "

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from mlops_bot.config import Config, load_config
+from mlops_bot.config import load_config
+from mlops_bot.config.model import Config
 from mlops_bot.errors import ConfigError
 
 from .conftest import VALID

@@ -11,7 +11,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from mlops_bot.config import (
+from mlops_bot.config.model import (
     ChampionSelector,
     Compare,
     Config,
@@ -24,8 +24,8 @@ from mlops_bot.config import (
     Step,
     Tracking,
 )
-from mlops_bot.decide import decide
-from mlops_bot.decision import Challenger, Champion, Decision, HistoryPoint
+from mlops_bot.decide.decision import Challenger, Champion, Decision, HistoryPoint
+from mlops_bot.decide.verdict import decide
 
 NOW = datetime(2025, 3, 1, 12, 0, tzinfo=timezone.utc)
 SNAPSHOTS = Path(__file__).parent / "snapshots"

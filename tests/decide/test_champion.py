@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from mlops_bot.champion import PROMOTED_TAG, champion_history, latest_run_id, resolve_champion
-from mlops_bot.config import Significance
+from mlops_bot.config.model import Significance
 from mlops_bot.errors import DataError
 from mlops_bot.flows.compare import compare_registry
+from mlops_bot.lifecycle.champion import PROMOTED_TAG, champion_history, latest_run_id, resolve_champion
 from mlops_bot.registry.base import Registry
 
 from .conftest import ACCURACY, LATENCY, NOW, compare_of, make_config

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from mlops_bot import cli
-from mlops_bot.champion import PROMOTED_TAG
-from mlops_bot.registry.local import LocalRegistry
+from mlops_bot.lifecycle.champion import PROMOTED_TAG
+from mlops_bot.registry.local.store import LocalRegistry
 
 from .conftest import DECISION_VALIDATOR
 

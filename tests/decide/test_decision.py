@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mlops_bot.config import Criterion, Significance
-from mlops_bot.decide import decide, params_diff
-from mlops_bot.decision import Decision, ParamChange, SignificanceResult
+from mlops_bot.config.model import Criterion, Significance
+from mlops_bot.decide.decision import Decision, ParamChange, SignificanceResult
+from mlops_bot.decide.verdict import decide, params_diff
 from mlops_bot.errors import DataError, UsageError
 
 from .conftest import (

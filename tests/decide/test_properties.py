@@ -7,8 +7,8 @@ from decimal import Decimal
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mlops_bot.config import Criterion, Regression
-from mlops_bot.judge import judge
+from mlops_bot.config.model import Criterion, Regression
+from mlops_bot.decide.criteria import judge
 
 from .conftest import champion
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import math
 import re
 
-from mlops_bot.config import Criterion, Regression, Significance
-from mlops_bot.decide import decide
-from mlops_bot.decision import HistoryPoint
-from mlops_bot.report import MAX_CHARS, Links, marker, render_json, render_markdown
-from mlops_bot.significance import mcnemar
+from mlops_bot.config.model import Criterion, Regression, Significance
+from mlops_bot.decide.decision import HistoryPoint
+from mlops_bot.decide.significance import mcnemar
+from mlops_bot.decide.verdict import decide
+from mlops_bot.report.markdown import MAX_CHARS, Links, marker, render_json, render_markdown
 
 from .conftest import ACCURACY, LATENCY, NOW, challenger, champion, check_snapshot, compare_of, sample_decision
 
@@ -47,7 +47,7 @@ def test_bootstrap() -> None:
 
 
 def test_offline_files() -> None:
-    from mlops_bot.decision import Challenger, Champion
+    from mlops_bot.decide.decision import Challenger, Champion
 
     decision = decide("iris-classifier", compare_of(ACCURACY),
                       Challenger(None, {"accuracy": 0.95}, source="a.json"),

@@ -6,8 +6,8 @@ import math
 
 import pytest
 
-from mlops_bot.config import Criterion, Regression
-from mlops_bot.judge import judge
+from mlops_bot.config.model import Criterion, Regression
+from mlops_bot.decide.criteria import judge
 
 from .conftest import champion
 
@@ -144,7 +144,7 @@ def test_change_and_percentage() -> None:
 
 
 def test_criterion_descriptions() -> None:
-    from mlops_bot.judge import describe
+    from mlops_bot.decide.criteria import describe
 
     assert describe(Criterion("a", threshold=0.9, min_absolute_change=0.005)) == ">= 0.9; +0.005 vs champion"
     assert describe(Criterion("l", greater_is_better=False, threshold=150, min_relative_change=0.02)) == \

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from mlops_bot import tags
-from mlops_bot.config import Compare, Config, DeployTarget, Model, Promote, Report, Tracking
+from mlops_bot.config.model import Compare, Config, DeployTarget, Model, Promote, Report, Tracking
+from mlops_bot.registry import tags
 from mlops_bot.registry.base import Registry
-from mlops_bot.registry.local import LocalRegistry
+from mlops_bot.registry.local.store import LocalRegistry
 
 MODEL = "iris-classifier"
 SECRET = "s3cr3t-signing-key-0123456789"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from mlops_bot.config import DeployTarget
+from mlops_bot.config.model import DeployTarget
 from mlops_bot.deploy import command
 from mlops_bot.deploy.base import DeployContext, DeployRequest
 from mlops_bot.errors import StepFailed

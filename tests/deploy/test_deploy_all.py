@@ -9,13 +9,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mlops_bot import tags as names
-from mlops_bot.config import DeployTarget
+from mlops_bot.config.model import DeployTarget
 from mlops_bot.deploy import DeployFailed, deploy_all, raise_for_failures
 from mlops_bot.deploy.base import first_key, tag
 from mlops_bot.errors import UsageError
+from mlops_bot.registry import tags as names
 from mlops_bot.registry.base import Registry
-from mlops_bot.registry.local import LocalRegistry
+from mlops_bot.registry.local.store import LocalRegistry
 from tests.deploy.conftest import MODEL, SECRET, Receiver, Remote, make_config, seed_versions
 
 

@@ -15,7 +15,7 @@ import pytest
 
 from mlops_bot.config import load_config
 from mlops_bot.deploy.base import tag
-from mlops_bot.registry.local import LocalRegistry
+from mlops_bot.registry.local.store import LocalRegistry
 from tests.deploy.conftest import MODEL, Remote
 
 # The command target blocks until the test creates `go`, so the test can stop the deploy while it runs; it

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mlops_bot.config import DeployTarget
+from mlops_bot.config.model import DeployTarget
 from mlops_bot.deploy import gitops
 from mlops_bot.deploy.base import DeployContext, DeployRequest
 from mlops_bot.errors import RemoteError, UsageError

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from mlops_bot.config import DeployTarget
+from mlops_bot.config.model import DeployTarget
 from mlops_bot.deploy import deploy_all, webhook
 from mlops_bot.deploy.base import tag
 from mlops_bot.errors import RemoteError
-from mlops_bot.registry.local import LocalRegistry
+from mlops_bot.registry.local.store import LocalRegistry
 from tests.deploy.conftest import MODEL, SECRET, SUMMARY, Receiver, make_config
 
 

@@ -23,7 +23,7 @@ from typing import Any
 import httpx
 import pytest
 
-from mlops_bot.config import Config
+from mlops_bot.config.model import Config
 from mlops_bot.registry.base import Registry
 from tests.flows.conftest import make_run
 from tests.flows.conftest import write_project as flows_project
@@ -174,7 +174,7 @@ def serve(request: pytest.FixtureRequest) -> Iterator[Callable[..., Served]]:
 @pytest.fixture(autouse=True)
 def strict_events(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """A broken emit fails the test; what CI mode held back in one test is not handled in the next."""
-    from mlops_bot import events
+    from mlops_bot.events import bus as events
 
     monkeypatch.setenv("MLOPS_BOT_EVENTS_STRICT", "1")
     yield

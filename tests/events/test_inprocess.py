@@ -8,11 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from mlops_bot import cli, events
-from mlops_bot.context import read_context
+from mlops_bot import cli
+from mlops_bot.ci.context import read_context
+from mlops_bot.events import bus as events
 from mlops_bot.flows.compare import compare_registry
 from mlops_bot.flows.promote import promote_flow
-from mlops_bot.registry.local import LocalRegistry
+from mlops_bot.registry.local.store import LocalRegistry
 from tests.events.conftest import CHAMPION_DEPLOYS, Receiver, add_version, audit_lines, deployed, write_project
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 
-from mlops_bot.registry.local import LocalRegistry
+from mlops_bot.registry.local.store import LocalRegistry
 from tests.events.conftest import Served, add_version, audit_lines, mlflow_request, write_project
 
 EVENTS = 400

@@ -10,14 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from mlops_bot import tags
-from mlops_bot.config import Rule, load_config
+from mlops_bot.config import load_config
+from mlops_bot.config.model import Rule
 from mlops_bot.deploy import deploy_all
 from mlops_bot.errors import BotError
-from mlops_bot.eventlog import EventLog
-from mlops_bot.events import Bus, Event, emit
-from mlops_bot.registry.local import LocalRegistry
-from mlops_bot.rules import RuleHandler, matches, plan
+from mlops_bot.events.audit import EventLog
+from mlops_bot.events.bus import Bus, Event, emit
+from mlops_bot.events.rules import RuleHandler, matches, plan
+from mlops_bot.registry import tags
+from mlops_bot.registry.local.store import LocalRegistry
 from tests.events.conftest import CHAMPION_DEPLOYS, Receiver, add_version, deployed, write_project
 from tests.servers.github_server import GitHubServer
 
@@ -132,16 +133,16 @@ def test_emit_never_fails_the_calling_flow(tmp_path: Path, monkeypatch: pytest.M
 
 
 def test_an_unknown_action_is_an_error_of_its_rule() -> None:
-    from mlops_bot.rules import ActionContext, Step, run_step
+    from mlops_bot.events.rules import ActionContext, Step, run_step
 
     with pytest.raises(BotError, match="unknown action 'dance'"):
         run_step([Step(0, "dance", 1)], 0, alias_set("1"), ActionContext(None, {}))  # type: ignore[arg-type]
 
 
 def test_a_rule_deploy_that_fails_is_retried_and_still_tells_its_failure(tmp_path: Path, receiver: Receiver) -> None:
-    from mlops_bot.events import activate
-    from mlops_bot.service_spool import Spool
-    from mlops_bot.service_workers import Processor
+    from mlops_bot.events.bus import activate
+    from mlops_bot.service.spool import Spool
+    from mlops_bot.service.workers import Processor
 
     rules = CHAMPION_DEPLOYS + "\n  - {event: deployment.failed, do: [notify]}"
     config = write_project(tmp_path / "p", rules=rules)

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from mlops_bot.registry.local import LocalRegistry
+from mlops_bot.registry.local.store import LocalRegistry
 from tests.events.conftest import (
     GITHUB_SECRET,
     GITLAB_TOKEN,

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from mlops_bot import cli, tags
-from mlops_bot.registry import alias_holder, open_registry
+from mlops_bot import cli
+from mlops_bot.registry import alias_holder, open_registry, tags
 from tests.forges.conftest import HEAD_SHA, apply_env, clean_env, github, github_env  # noqa: F401 (fixtures)
 from tests.forges.test_ciout import parse_github_outputs
 from tests.servers.github_server import GitHubServer

@@ -8,10 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from mlops_bot import tags
 from mlops_bot.cli import main
-from mlops_bot.config import Config
-from mlops_bot.registry import open_registry
+from mlops_bot.config.model import Config
+from mlops_bot.registry import open_registry, tags
 from mlops_bot.registry.base import Registry
 
 from .conftest import make_run

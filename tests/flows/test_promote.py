@@ -7,13 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from mlops_bot import tags
-from mlops_bot.config import Config
-from mlops_bot.context import CIContext
+from mlops_bot.ci.context import CIContext
+from mlops_bot.config.model import Config
 from mlops_bot.deploy import DeployFailed
 from mlops_bot.flows.compare import compare_registry
 from mlops_bot.flows.promote import promote_flow
-from mlops_bot.registry import open_registry
+from mlops_bot.registry import open_registry, tags
 from mlops_bot.registry.base import Registry
 
 from .conftest import make_run

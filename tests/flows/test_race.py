@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from mlops_bot.config import Config
+from mlops_bot.config.model import Config
 from mlops_bot.flows.compare import compare_registry
 from mlops_bot.flows.promote import promote_flow
 from mlops_bot.registry.base import Registry

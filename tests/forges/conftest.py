@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from mlops_bot.decision import Challenger, Champion, CriterionResult, Decision
+from mlops_bot.decide.decision import Challenger, Champion, CriterionResult, Decision
 from tests.servers.github_server import GitHubServer
 from tests.servers.gitlab_server import GitLabServer
 

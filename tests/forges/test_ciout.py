@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from mlops_bot.ciout import CIOutput, github_output, openmetrics
+from mlops_bot.ci.outputs import CIOutput, github_output, openmetrics
 from mlops_bot.errors import DataError, UsageError
 
 
@@ -47,7 +47,7 @@ def test_outputs_use_a_fresh_random_heredoc_delimiter_for_multi_line_values(tmp_
 
 
 def test_a_value_containing_its_delimiter_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("mlops_bot.ciout.secrets.token_hex", lambda n: "0" * 32)
+    monkeypatch.setattr("mlops_bot.ci.outputs.secrets.token_hex", lambda n: "0" * 32)
     with pytest.raises(DataError, match="contains its heredoc delimiter"):
         github_output("report", "a\nghadelimiter_" + "0" * 32 + "\nb")
     with pytest.raises(UsageError, match="not a valid GitHub output name"):

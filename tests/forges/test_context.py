@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from mlops_bot.context import read_context, token_of
+from mlops_bot.ci.context import read_context, token_of
 from mlops_bot.errors import UsageError
 from tests.forges.conftest import APP_TOKEN, EVENTS, HEAD_SHA, MERGE_SHA, MR_SHA, REPO, github_env, gitlab_env
 

@@ -12,7 +12,8 @@ import sys
 import textwrap
 from pathlib import Path
 
-from mlops_bot.config import Config, load_config
+from mlops_bot.config import load_config
+from mlops_bot.config.model import Config
 
 PY = sys.executable
 COUNTER_ENV = "MLOPS_TEST_COUNTER"

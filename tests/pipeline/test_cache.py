@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from mlops_bot.config import Step
+from mlops_bot.config.model import Step
 from mlops_bot.errors import UsageError
 from mlops_bot.pipeline import cache, dag, hashing
 from mlops_bot.pipeline.cache import LockEntry, read_lock, stale_reasons, step_inputs, write_lock

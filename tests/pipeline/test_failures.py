@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from mlops_bot.config import Step, load_config
+from mlops_bot.config import load_config
+from mlops_bot.config.model import Step
 from mlops_bot.errors import StepFailed, UsageError
 from mlops_bot.pipeline.cache import read_lock
 from mlops_bot.pipeline.execute import run_pipeline

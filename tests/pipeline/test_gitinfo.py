@@ -3,7 +3,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from mlops_bot.gitinfo import GitInfo, git_info
+from mlops_bot.pipeline.gitinfo import GitInfo, git_info
 
 
 def git(root: Path, *args: str) -> str:

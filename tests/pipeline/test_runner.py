@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from mlops_bot.config import Step
+from mlops_bot.config.model import Step
 from mlops_bot.errors import StepFailed
 from mlops_bot.pipeline.runner import run_step
 

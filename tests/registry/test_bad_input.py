@@ -20,10 +20,10 @@ import pytest
 from mlops_bot.errors import AuthError, NotFound, RemoteError, UsageError
 from mlops_bot.registry import open_registry
 from mlops_bot.registry.base import Registry
-from mlops_bot.registry.http import MlflowHttp, RetryPolicy
-from mlops_bot.registry.httperrors import EndpointMissing
-from mlops_bot.registry.local import LocalRegistry
-from mlops_bot.registry.mlflow import MlflowRegistry
+from mlops_bot.registry.local.store import LocalRegistry
+from mlops_bot.registry.mlflow.client import MlflowRegistry
+from mlops_bot.registry.mlflow.errors import EndpointMissing
+from mlops_bot.registry.mlflow.http import MlflowHttp, RetryPolicy
 
 FAST = RetryPolicy(total_seconds=0.5, initial_wait=0.01, max_wait=0.05, retry_after_cap=0.1, timeout=2.0)
 

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from mlops_bot.registry.base import Registry
-from mlops_bot.registry.http import RetryPolicy
+from mlops_bot.registry.mlflow.http import RetryPolicy
 
 pytestmark = pytest.mark.mlflow
 

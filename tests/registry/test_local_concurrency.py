@@ -6,7 +6,7 @@ import multiprocessing
 from multiprocessing.synchronize import Barrier
 from pathlib import Path
 
-from mlops_bot.registry.local import LocalRegistry
+from mlops_bot.registry.local.store import LocalRegistry
 
 PER_PROCESS = 200
 MODEL = "shared-model"

@@ -6,7 +6,7 @@ import pytest
 
 from mlops_bot.errors import UsageError
 from mlops_bot.registry.base import Run
-from mlops_bot.registry.localsearch import order_runs, parse_filter
+from mlops_bot.registry.local.search import order_runs, parse_filter
 
 
 def run(run_id: str, start: int, end: int | None = None, status: str = "FINISHED", **metrics: float) -> Run:

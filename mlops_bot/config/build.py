@@ -1,0 +1,127 @@
+"""A checked ml.yaml document -> the frozen Config dataclasses, with every default filled in."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .model import (
+    ChampionSelector,
+    Compare,
+    Config,
+    Criterion,
+    DeployTarget,
+    Model,
+    Promote,
+    Regression,
+    Report,
+    Rule,
+    Significance,
+    Step,
+    Tracking,
+    as_tuple,
+    file_digest,
+)
+from .source import Document
+
+
+def build_config(doc: Document) -> Config:
+    data = doc.data
+    model = Model(name=data["model"]["name"], artifact=data["model"]["artifact"])
+    tracking = data.get("tracking", {})
+    return Config(
+        path=doc.root / doc.file.rsplit("/", 1)[-1],
+        root=doc.root,
+        digest=file_digest(doc.raw),
+        version=data["version"],
+        model=model,
+        tracking=Tracking(uri=tracking.get("uri", "local"), experiment=tracking.get("experiment", model.name)),
+        params_file=data.get("params"),
+        pipeline={name: _step(name, raw) for name, raw in data["pipeline"].items()},
+        compare=_compare(data.get("compare", {})),
+        promote=_promote(data.get("promote", {})),
+        deploy=tuple(_target(t) for t in data.get("deploy", [])),
+        report=_report(data.get("report", {})),
+        rules=tuple(Rule(event=r["event"], where={k: _env_value(v) for k, v in r.get("where", {}).items()},
+                         do=tuple(r["do"])) for r in data.get("on", [])),
+    )
+
+
+def _command(value: Any) -> str | tuple[str, ...]:
+    return value if isinstance(value, str) else tuple(value)
+
+
+def _step(name: str, raw: dict[str, Any]) -> Step:
+    return Step(
+        name=name,
+        cmd=_command(raw["cmd"]),
+        deps=as_tuple(raw.get("deps")),
+        outs=as_tuple(raw.get("outs")),
+        params=as_tuple(raw.get("params")),
+        env={k: _env_value(v) for k, v in raw.get("env", {}).items()},
+        metrics=raw.get("metrics"),
+        predictions=raw.get("predictions"),
+        timeout=raw.get("timeout"),
+    )
+
+
+def _env_value(value: Any) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def _compare(raw: dict[str, Any]) -> Compare:
+    sig = raw.get("significance")
+    return Compare(
+        champion=ChampionSelector(alias=raw.get("champion", {}).get("alias", "champion")),
+        rescore_champion=raw.get("rescore_champion", False),
+        criteria=tuple(_criterion(c) for c in raw.get("criteria", [])),
+        significance=Significance(**sig) if sig else None,
+    )
+
+
+def _criterion(raw: dict[str, Any]) -> Criterion:
+    regression = raw.get("max_regression")
+    return Criterion(
+        metric=raw["metric"],
+        greater_is_better=raw.get("greater_is_better", True),
+        threshold=raw.get("threshold"),
+        min_absolute_change=raw.get("min_absolute_change"),
+        min_relative_change=raw.get("min_relative_change"),
+        max_regression=Regression(**regression) if regression else None,
+    )
+
+
+def _promote(raw: dict[str, Any]) -> Promote:
+    return Promote(
+        alias=raw.get("alias", "champion"),
+        previous_alias=raw.get("previous_alias", "previous-champion"),
+        on=tuple(raw.get("on", ["push"])),
+    )
+
+
+def _target(raw: dict[str, Any]) -> DeployTarget:
+    return DeployTarget(
+        name=raw["name"],
+        type=raw["type"],
+        cmd=_command(raw["cmd"]) if "cmd" in raw else None,
+        url=raw.get("url"),
+        secret_env=raw.get("secret_env"),
+        file=raw.get("file"),
+        repo=raw.get("repo"),
+        branch=raw.get("branch"),
+        pull_request=raw.get("pull_request", False),
+        set={k: _env_value(v) for k, v in raw.get("set", {}).items()},
+        canary_percent=raw.get("canary", {}).get("traffic_percent"),
+        timeout=raw.get("timeout"),
+    )
+
+
+def _report(raw: dict[str, Any]) -> Report:
+    pull_request = raw.get("pull_request", {})
+    chart = pull_request.get("chart", "mermaid")
+    return Report(
+        sticky=pull_request.get("sticky", True),
+        history=pull_request.get("history", 10),
+        chart=None if chart == "none" else chart,
+        summary=raw.get("summary", True),
+        file=raw.get("file", ".mlops-bot/report.md"),
+    )

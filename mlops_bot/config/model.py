@@ -1,0 +1,147 @@
+"""ml.yaml as frozen dataclasses, every default filled in (`config.load_config` builds them). Pure."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Model:
+    name: str
+    artifact: str  # directory (or file) the pipeline writes; uploaded as the run's model
+
+
+@dataclass(frozen=True)
+class Tracking:
+    uri: str  # "local" = the embedded store under .mlops-bot/
+    experiment: str
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    cmd: str | tuple[str, ...]  # a string runs through the shell, a list runs as an argument vector
+    deps: tuple[str, ...] = ()
+    outs: tuple[str, ...] = ()
+    params: tuple[str, ...] = ()  # dotted keys of the params file whose values enter the cache key
+    env: Mapping[str, str] = field(default_factory=dict)
+    metrics: str | None = None
+    predictions: str | None = None
+    timeout: float | None = None  # seconds
+
+
+@dataclass(frozen=True)
+class Regression:
+    """How much worse a guard metric may get: `absolute` units or a `relative` fraction of the champion."""
+
+    absolute: float | None = None
+    relative: float | None = None
+
+
+@dataclass(frozen=True)
+class Criterion:
+    metric: str
+    greater_is_better: bool = True
+    threshold: float | None = None
+    min_absolute_change: float | None = None
+    min_relative_change: float | None = None
+    max_regression: Regression | None = None
+
+
+@dataclass(frozen=True)
+class Significance:
+    metric: str
+    test: str = "paired_bootstrap"  # or "mcnemar"
+    alpha: float = 0.05
+    resamples: int = 10_000
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class ChampionSelector:
+    alias: str = "champion"
+
+
+@dataclass(frozen=True)
+class Compare:
+    champion: ChampionSelector = field(default_factory=ChampionSelector)
+    rescore_champion: bool = False
+    criteria: tuple[Criterion, ...] = ()
+    significance: Significance | None = None
+
+
+@dataclass(frozen=True)
+class Promote:
+    alias: str = "champion"
+    previous_alias: str = "previous-champion"
+    on: tuple[str, ...] = ("push",)
+
+
+@dataclass(frozen=True)
+class DeployTarget:
+    """One `deploy:` entry; the fields used depend on `type` (command, webhook or gitops)."""
+
+    name: str
+    type: str
+    cmd: str | tuple[str, ...] | None = None
+    url: str | None = None
+    secret_env: str | None = None
+    file: str | None = None
+    repo: str | None = None
+    branch: str | None = None
+    pull_request: bool = False
+    set: Mapping[str, str] = field(default_factory=dict)
+    canary_percent: int | None = None
+    timeout: float | None = None
+
+
+@dataclass(frozen=True)
+class Report:
+    sticky: bool = True
+    history: int = 10
+    chart: str | None = "mermaid"
+    summary: bool = True
+    file: str = ".mlops-bot/report.md"
+
+
+@dataclass(frozen=True)
+class Rule:
+    event: str
+    where: Mapping[str, str] = field(default_factory=dict)
+    do: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path  # the ml.yaml file
+    root: Path  # its directory: step commands run here and relative paths start here
+    digest: str  # sha256 of the file's bytes, recorded as lineage
+    version: int
+    model: Model
+    tracking: Tracking
+    params_file: str | None
+    pipeline: Mapping[str, Step]  # in file order
+    compare: Compare
+    promote: Promote
+    deploy: tuple[DeployTarget, ...]
+    report: Report
+    rules: tuple[Rule, ...]
+
+    def metric_steps(self) -> list[Step]:
+        return [s for s in self.pipeline.values() if s.metrics]
+
+
+def file_digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def as_tuple(value: Any) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return (value,)
+    return tuple(str(v) for v in value)

@@ -1,0 +1,86 @@
+"""ml.yaml validation: the JSON Schema first, then what a schema cannot say. Every problem is
+collected and reported at once, located at its key or value."""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from ..errors import ConfigError, Problem
+from .lookup import close_match
+from .semantics import semantic_problems
+from .source import Document, YamlPath
+
+_TYPE_NAMES = {"string": "a string", "number": "a number", "integer": "an integer", "boolean": "true or false",
+               "object": "a mapping", "array": "a list", "null": "null"}
+
+
+@cache
+def ml_schema() -> dict[str, Any]:
+    text = resources.files("mlops_bot").joinpath("schemas/ml.schema.json").read_text(encoding="utf-8")
+    schema: dict[str, Any] = json.loads(text)
+    return schema
+
+
+def check_document(doc: Document) -> None:
+    problems = schema_problems(doc) + semantic_problems(doc)
+    if problems:
+        raise ConfigError(sorted(set(problems), key=lambda p: (p.line, p.col, p.message)))
+
+
+def schema_problems(doc: Document) -> list[Problem]:
+    from jsonschema import Draft202012Validator
+
+    validator = Draft202012Validator(ml_schema())
+    problems: list[Problem] = []
+    for error in validator.iter_errors(doc.data):
+        problems.extend(_explain(doc, error))
+    return problems
+
+
+def _explain(doc: Document, error: Any) -> list[Problem]:
+    path: YamlPath = tuple(error.absolute_path)
+    kind, value, schema = error.validator, error.instance, error.schema
+    if kind == "additionalProperties" and isinstance(value, dict):
+        allowed = list(schema.get("properties", {}))
+        return [doc.problem((*path, key), f"unknown key '{key}'{close_match(key, allowed)}", key=True)
+                for key in value if key not in allowed]
+    if kind == "required":
+        missing = error.message.split("'")[1] if "'" in error.message else error.message
+        return [doc.problem(path, f"missing required key '{missing}'")]
+    if kind == "enum":
+        choices = ", ".join(repr(c) for c in error.validator_value)
+        hint = close_match(str(value), [str(c) for c in error.validator_value])
+        return [doc.problem(path, f"{value!r} is not one of {choices}{hint}")]
+    if kind == "type":
+        wanted = error.validator_value if isinstance(error.validator_value, list) else [error.validator_value]
+        names = " or ".join(_TYPE_NAMES.get(str(w), str(w)) for w in wanted)
+        return [doc.problem(path, f"expected {names}, got {_describe(value)}")]
+    if kind == "not" and "pattern" in json.dumps(error.validator_value):
+        rule = "no leading '/' or '~', no '..'"
+        return [doc.problem(path, f"{value!r} must be a relative path inside the project ({rule})")]
+    if kind == "pattern" and path and path[-1] == "name" and len(path) == 2 and path[0] == "model":
+        return [doc.problem(path, f"{value!r} is not a valid model name: use letters, digits, '.', '_' and '-'")]
+    if kind == "const" and path == ("version",):
+        return [doc.problem(path, f"unsupported version {value!r}; this mlops-bot reads version 1")]
+    if kind == "propertyNames":
+        return [doc.problem(path, error.message)]
+    return [doc.problem(path, _plain(error.message))]
+
+
+def _describe(value: Any) -> str:
+    if value is None:
+        return "nothing (null)"
+    if isinstance(value, bool):
+        return f"the boolean {str(value).lower()}"
+    if isinstance(value, (dict, list)):
+        return "a mapping" if isinstance(value, dict) else "a list"
+    return f"{type(value).__name__} {value!r}"
+
+
+def _plain(message: str) -> str:
+    # jsonschema prints whole sub-schemas in some messages; keep the first line and cut the rest.
+    first = message.splitlines()[0]
+    return first if len(first) <= 200 else first[:197] + "..."

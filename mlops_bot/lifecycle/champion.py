@@ -1,0 +1,102 @@
+"""The registry side of `compare`: the challenger's run, the champion behind the alias, earlier champions.
+
+The registry is passed in. Call count is bounded whatever the number of versions: one alias lookup, one run
+per model (challenger, champion), one page of versions and at most `history` runs for the chart.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+
+from ..config.model import Config
+from ..decide.decision import Challenger, Champion, HistoryPoint
+from ..errors import DataError, NotFound
+from ..registry import tags
+from ..registry.base import ModelVersion, Registry, Run
+
+# The promote flow tags every version it makes champion with the time; those (and the current champion,
+# which may have been set by hand) are the earlier champions the chart shows.
+PROMOTED_TAG = tags.PROMOTED_AT
+_LINEAGE_TAGS = {
+    "mlflow.source.git.commit": "commit",
+    "mlflow.source.git.branch": "branch",
+    "mlflow.source.git.repoURL": "repository",
+    "mlops_bot.git.dirty": "dirty",
+    "mlops_bot.config_digest": "ml.yaml sha256",
+    "mlops_bot.data_hash": "data hash",
+    "mlops_bot.pipeline_key": "pipeline key",
+    "mlops_bot.reused_from": "reused from run",
+}
+_STATE_FILE = Path(".mlops-bot") / "last-run.json"
+
+
+def resolve_champion(registry: Registry, model: str, alias: str) -> Champion | None:
+    """The version behind `alias` with its run's metrics and params; None when no champion exists yet (the
+    alias is not set, or the model was never registered)."""
+    try:
+        version = registry.get_version_by_alias(model, alias)
+    except NotFound:
+        return None
+    if version is None:
+        return None
+    run = registry.get_run(version.run_id) if version.run_id else None
+    return Champion(
+        version=version.version,
+        run_id=version.run_id or None,
+        metrics=dict(run.metrics) if run else {},
+        params=dict(run.params) if run else {},
+        source=f"models:/{model}@{alias}",
+    )
+
+
+def champion_history(registry: Registry, model: str, limit: int, current: Champion | None) -> list[HistoryPoint]:
+    """Up to `limit` earlier champions, oldest first: versions the promote flow made champion, plus the current
+    one. Reads one page of the newest versions (5 x limit, at least 50), so old history may be cut."""
+    if limit <= 0:
+        return []
+    versions = registry.search_model_versions(model, max_results=max(50, 5 * limit))
+    current_version = current.version if current is not None else None
+    picked = [v for v in versions if v.tags.get(PROMOTED_TAG) or v.version == current_version][:limit]
+    return [_point(registry, v, current) for v in reversed(picked)]
+
+
+def challenger_from_run(run: Run) -> Challenger:
+    lineage = {"experiment": run.experiment_id, **lineage_from_tags(run.tags)}
+    return Challenger(run_id=run.run_id, metrics=dict(run.metrics), params=dict(run.params), lineage=lineage,
+                      source="run")
+
+
+def lineage_from_tags(tags: Mapping[str, str]) -> dict[str, str]:
+    return {label: tags[key] for key, label in _LINEAGE_TAGS.items() if tags.get(key)}
+
+
+def latest_run_id(config: Config, registry: Registry) -> str:
+    """The run `mlops-bot run` last produced here (its state file), else the newest finished run of the
+    experiment."""
+    try:
+        doc = json.loads((config.root / _STATE_FILE).read_text(encoding="utf-8"))
+        if isinstance(doc, dict) and doc.get("tracking_uri") == registry.tracking_uri and doc.get("run_id"):
+            return str(doc["run_id"])
+    except (OSError, ValueError):
+        pass
+    experiment = registry.get_or_create_experiment(config.tracking.experiment)
+    runs = registry.search_runs([experiment.experiment_id], "attributes.status = 'FINISHED'",
+                                ["attributes.start_time DESC"], max_results=1)
+    if not runs:
+        raise DataError(f"no finished run in experiment {config.tracking.experiment!r} to compare; run "
+                        "`mlops-bot run` first or pass --run ID.")
+    return runs[0].run_id
+
+
+def _point(registry: Registry, version: ModelVersion, current: Champion | None) -> HistoryPoint:
+    if current is not None and version.version == current.version:
+        metrics: Mapping[str, float] = current.metrics
+    else:
+        try:
+            metrics = registry.get_run(version.run_id).metrics if version.run_id else {}
+        except NotFound:
+            metrics = {}  # a deleted run only leaves a gap in the chart
+    return HistoryPoint(version=version.version, run_id=version.run_id or None, metrics=dict(metrics),
+                        created_at=version.creation_timestamp or None)

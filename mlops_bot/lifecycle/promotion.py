@@ -1,0 +1,133 @@
+"""Registering a challenger and moving the champion alias, safely.
+
+Register is idempotent (one version per run and source). The alias moves under the registry lock: the
+champion is re-read there, and if it changed since the comparison the challenger is judged again against
+the new one, so two merges promoting at once cannot both win. Every write can be repeated, so a re-run
+after a kill at any point converges on the state of an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from ..config.model import Config
+from ..console import log
+from ..decide.decision import Decision
+from ..events.bus import emit, model_subject
+from ..registry import alias_holder, tags
+from ..registry.base import ModelVersion, Registry
+from ..registry.lock import LockTimeout, registry_lock
+
+MODEL_ARTIFACT = "model"  # where the pipeline uploads config.model.artifact in the run
+Recompare = Callable[[], Decision]  # the comparison made again against whoever is champion now
+
+
+@dataclass(frozen=True)
+class Promotion:
+    version: ModelVersion
+    decision: Decision
+    promoted: bool  # the alias moved in this call
+    already: bool  # the version held the alias before this call
+    replaced: str | None  # the version that held the alias before
+    reason: str
+
+    @property
+    def is_champion(self) -> bool:
+        return self.promoted or self.already
+
+
+def lineage_tags(decision: Decision, run_tags: Mapping[str, str], extra: Mapping[str, str]) -> dict[str, str]:
+    """The version's lineage: git, run, ml.yaml and data hashes, the verdict; `extra` holds CI context."""
+    found = {
+        tags.COMMIT: run_tags.get("mlflow.source.git.commit", ""),
+        tags.BRANCH: run_tags.get("mlflow.source.git.branch", ""),
+        tags.CONFIG_DIGEST: run_tags.get(tags.CONFIG_DIGEST, ""),
+        tags.DATA_HASH: run_tags.get(tags.DATA_HASH, ""),
+        tags.RUN_ID: decision.challenger.run_id or "",
+        **extra,
+        **verdict_tags(decision),
+    }
+    return {k: v for k, v in found.items() if v}
+
+
+def verdict_tags(decision: Decision) -> dict[str, str]:
+    compared = "bootstrap" if decision.champion is None else (decision.champion.version or "")
+    return {tags.VERDICT: decision.verdict, tags.DECISION_SUMMARY: decision.summary[:4000],
+            tags.COMPARED_WITH: compared}
+
+
+def register(config: Config, registry: Registry, decision: Decision, extra: Mapping[str, str]) -> ModelVersion:
+    run_id = decision.challenger.run_id
+    if not run_id:
+        raise ValueError("a decision made from metrics files has no run to register")
+    run = registry.get_run(run_id)
+    registry.get_or_create_registered_model(config.model.name, f"Trained by mlops-bot from {config.path.name}.")
+    lineage = lineage_tags(decision, run.tags, extra)
+    description = f"{decision.summary}\nrun {run_id}, commit {lineage.get(tags.COMMIT, 'unknown')[:12]}"
+    version = registry.create_model_version(config.model.name, f"{run.artifact_uri}/{MODEL_ARTIFACT}", run_id,
+                                            lineage, description)
+    for key, value in lineage.items():  # an existing version (a re-run) gets the latest verdict too
+        if version.tags.get(key) != value:
+            registry.set_model_version_tag(config.model.name, version.version, key, value)
+    log(f"registered {config.model.name} v{version.version} from run {run_id}")
+    emit(config, "model_version.registered", model_subject(config.model.name, version.version), {
+        "model": config.model.name, "version": version.version, "run_id": run_id, "source": version.source,
+        "verdict": decision.verdict})
+    return registry.get_model_version(config.model.name, version.version)
+
+
+def promote(config: Config, registry: Registry, version: ModelVersion, decision: Decision,
+            recompare: Recompare, attempts: int = 5) -> Promotion:
+    """Moves the alias to `version` when the decision passes against whoever is champion at that moment.
+
+    Optimistic: the comparison (possibly a long rescore) runs outside the lock; under it the champion is
+    read again and the alias moves only if it is still the one judged against. Otherwise: compare again.
+    """
+    name, alias = config.model.name, config.promote.alias
+    for _ in range(attempts):
+        current = alias_holder(registry, name, alias)
+        if current is not None and current.version == version.version:
+            return Promotion(version, decision, False, True, None, f"v{version.version} is already the {alias}")
+        if _holder(current) != _judged_against(decision):
+            log(f"the {alias} is now v{_holder(current) or 'none'}, not the one compared with; comparing again")
+            decision = recompare()
+            for key, value in verdict_tags(decision).items():
+                registry.set_model_version_tag(name, version.version, key, value)
+        if not decision.passed:
+            return Promotion(version, decision, False, False, None, f"not promoted: {decision.summary}")
+        with registry_lock(registry, name):
+            now = alias_holder(registry, name, alias)
+            if _holder(now) == _judged_against(decision):
+                _move(registry, config, version, now)
+                replaced = _holder(now)
+                return Promotion(version, decision, True, False, replaced, f"v{version.version} is now the {alias}"
+                                 + (f" (replacing v{replaced})" if replaced else ""))
+    raise LockTimeout(f"the {alias} of {name} kept changing during {attempts} attempts to promote "
+                      f"v{version.version}; run promote again.")
+
+
+def _holder(version: ModelVersion | None) -> str | None:
+    return version.version if version is not None else None
+
+
+def _judged_against(decision: Decision) -> str | None:
+    return decision.champion.version if decision.champion is not None else None
+
+
+def _move(registry: Registry, config: Config, version: ModelVersion, current: ModelVersion | None) -> None:
+    name = config.model.name
+    now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    if current is not None:
+        # Previous first: a kill between the two writes leaves the old champion serving and reachable.
+        registry.set_alias(name, config.promote.previous_alias, current.version)
+        emit(config, "alias.moved", model_subject(name, current.version), {
+            "model": name, "alias": config.promote.previous_alias, "version": current.version, "reason": "promote"})
+        registry.set_model_version_tag(name, current.version, tags.REPLACED_BY, version.version)
+    registry.set_model_version_tag(name, version.version, tags.PROMOTED_AT, now)
+    registry.set_alias(name, config.promote.alias, version.version)
+    # Under the registry lock: the event is only written here; its rules run after the lock is released.
+    emit(config, "alias.moved", model_subject(name, version.version), {
+        "model": name, "alias": config.promote.alias, "version": version.version,
+        "previous_version": current.version if current else None, "reason": "promote"})

@@ -1,0 +1,183 @@
+"""The report's secondary sections (significance, charts, params, lineage, history) and markdown escaping. Pure.
+
+Params, tags and metric names are the PR author's text: they are escaped (no HTML), shown as inline code in
+tables, and cut at CELL_LIMIT characters.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from urllib.parse import quote
+
+from ..decide.decision import Decision
+from ..decide.numbers import fmt
+
+PASS, FAIL = "✅", "❌"
+CELL_LIMIT = 200
+_TAG_START = re.compile(r"<(?=[A-Za-z/!?])")
+
+
+@dataclass(frozen=True)
+class Links:
+    """URL templates for links in the report; `{run_id}` / `{commit}` are replaced, else the id is appended."""
+
+    run: str | None = None
+    commit: str | None = None
+
+
+def escape(text: str) -> str:
+    """Text shown as text: no HTML tag, comment or entity can start (a `<` before a letter, `/`, `!` or `?`;
+    an `&`), while "0.85 < 0.9" stays readable in a terminal."""
+    return _TAG_START.sub("&lt;", text.replace("&", "&amp;")).replace("\r", "").strip()
+
+
+def cell(text: str) -> str:
+    return escape(text).replace("|", "\\|").replace("\n", " ")
+
+
+def code(text: str | None) -> str:
+    """A value as inline code inside a table cell, cut to CELL_LIMIT characters."""
+    if text is None:
+        return "—"
+    value = " ".join(text.replace("\r", "").split("\n"))
+    if len(value) > CELL_LIMIT:
+        value = value[: CELL_LIMIT - 1] + "…"
+    fence, pad = ("``", " ") if "`" in value else ("`", "")
+    return f"{fence}{pad}{value.replace('|', chr(92) + '|')}{pad}{fence}"
+
+
+def folded(summary: str, body: str) -> str:
+    return f"<details><summary>{summary}</summary>\n\n{body}\n\n</details>"
+
+
+def omitted(count: int, what: str) -> str:
+    return f"\n\n_{count} more {what} left out to keep the comment under the forge's size limit._" if count else ""
+
+
+def significance(decision: Decision) -> str:
+    s = decision.significance
+    if s is None:
+        return ""
+    mark = PASS if s.significant else FAIL
+    how = f" ({escape(s.method)})" if s.test == "paired_bootstrap" else ""
+    return f"**Significance**{how}: {mark} {escape(s.reason)}"
+
+
+def charts(decision: Decision, history: int) -> str:
+    """A Mermaid line chart per criterion metric across the last `history` champions and the challenger;
+    the first metric's is shown, the others are folded."""
+    if history <= 0:
+        return ""
+    drawn = [(r.metric, c) for r in decision.criteria if (c := _chart(decision, r.metric, history))]
+    if not drawn:
+        return ""
+    first, rest = drawn[0][1], drawn[1:]
+    if not rest:
+        return first
+    names = cell(", ".join(metric for metric, _ in rest))
+    return first + "\n\n" + folded(f"Trend of {names}", "\n\n".join(chart for _, chart in rest))
+
+
+def _chart(decision: Decision, metric: str, history: int) -> str:
+    points = [(f"v{h.version}", h.metrics.get(metric)) for h in decision.history[-history:]]
+    champion = decision.champion
+    if champion is not None and champion.version not in {h.version for h in decision.history[-history:]}:
+        points.append((champion.label or "champion", champion.metrics.get(metric)))
+    points.append(("challenger", decision.challenger.metrics.get(metric)))
+    usable = [(label, v) for label, v in points if v is not None and math.isfinite(v)]
+    if len(usable) < 2:
+        return ""
+    values = [v for _, v in usable]
+    low, high = min(values), max(values)
+    pad = (high - low) * 0.1 or abs(high) * 0.05 or 1.0
+    name = _mermaid_text(metric)
+    return "\n".join([
+        "```mermaid", "xychart-beta", f'    title "{name} across champions"',
+        "    x-axis [" + ", ".join(f'"{_mermaid_text(label)}"' for label, _ in usable) + "]",
+        f'    y-axis "{name}" {_plain(low - pad)} --> {_plain(high + pad)}',
+        "    line [" + ", ".join(_plain(v) for v in values) + "]", "```",
+    ])
+
+
+def params_table(decision: Decision, rows: int | None) -> str:
+    diff = decision.params_diff
+    if not diff or decision.champion is None:
+        return ""
+    shown = diff if rows is None else diff[:rows]
+    lines = [f"| param | {cell(decision.champion.title)} | challenger |", "|---|---|---|"]
+    lines += [f"| {code(p.name)} | {code(p.champion)} | {code(p.challenger)} |" for p in shown]
+    body = "\n".join(lines) + omitted(len(diff) - len(shown), "params")
+    return folded(f"Params that differ ({len(diff)})", body)
+
+
+def lineage(decision: Decision, links: Links) -> str:
+    ch = decision.challenger
+    items = [f"run {_run(ch.run_id, links)}"] if ch.run_id else []
+    items += [f"{escape(k)} {_commit(v, links) if k == 'commit' else code(v)}" for k, v in ch.lineage.items()]
+    items += [f"metrics from {code(ch.source)}"] if ch.source and ch.source != "run" else []
+    lines = [f"- **challenger**: {' · '.join(items) or 'no lineage recorded'}"]
+    champion = decision.champion
+    if champion is not None:
+        parts = [f"run {_run(champion.run_id, links)}"] if champion.run_id else []
+        parts += [code(champion.source)] if champion.source else []
+        lines.append(f"- **{cell(champion.title)}**: {' · '.join(parts) or 'no lineage recorded'}")
+    if champion is not None and champion.rescored_metrics is not None:
+        lines.append("\n" + _rescored(champion.metrics, champion.rescored_metrics))
+    return folded("Lineage", "\n".join(lines))
+
+
+def _rescored(logged: Mapping[str, float], rescored: Mapping[str, float]) -> str:
+    rows = ["The champion was re-evaluated on today's data; the table compares against the rescored values.", "",
+            "| metric | champion as logged | champion rescored |", "|---|---:|---:|"]
+    for name in sorted(set(logged) | set(rescored)):
+        rows.append(f"| {cell(name)} | {fmt(logged.get(name))} | {fmt(rescored.get(name))} |")
+    return "\n".join(rows)
+
+
+def champion_history(decision: Decision, wanted: int, cap: int) -> str:
+    """The last `wanted` earlier champions as a table, at most `cap` rows of them (the size budget)."""
+    history = decision.history[-wanted:] if wanted > 0 else ()
+    if not history:
+        return ""
+    shown = history[-cap:] if cap > 0 else ()
+    metrics = [r.metric for r in decision.criteria]
+    lines = ["| version | registered | " + " | ".join(cell(m) for m in metrics) + " |",
+             "|---|---|" + "---:|" * len(metrics)]
+    for h in reversed(shown):
+        when = datetime.fromtimestamp(h.created_at / 1000, tz=timezone.utc).date().isoformat() if h.created_at else "—"
+        values = " | ".join(fmt(h.metrics.get(m)) for m in metrics)
+        lines.append(f"| {cell('v' + h.version)} | {when} | {values} |")
+    body = "\n".join(lines) + omitted(len(history) - len(shown), "champions")
+    return folded(f"Champion history ({len(history)})", body)
+
+
+def _run(run_id: str | None, links: Links) -> str:
+    if not run_id:
+        return "—"
+    return _link(run_id[:12], links.run, "{run_id}", run_id)
+
+
+def _commit(sha: str, links: Links) -> str:
+    return _link(sha[:12], links.commit, "{commit}", sha)
+
+
+def _link(text: str, template: str | None, slot: str, value: str) -> str:
+    shown = code(text)
+    if not template:
+        return shown
+    target = template.replace(slot, quote(value, safe="")) if slot in template else template + quote(value, safe="")
+    return f"[{shown}]({target})"
+
+
+def _mermaid_text(text: str) -> str:
+    # Mermaid may render labels as HTML: keep only characters that cannot form markup or end the string.
+    return "".join(ch for ch in text if ch.isalnum() or ch in " _-.:/%()+")[:60]
+
+
+def _plain(value: float) -> str:
+    text = format(value, ".6g")
+    return format(value, ".12f").rstrip("0").rstrip(".") if "e" in text else text

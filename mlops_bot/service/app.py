@@ -1,0 +1,185 @@
+"""The webhook receiver of `mlops-bot serve`: an ASGI app (Starlette, served by uvicorn).
+
+  POST /webhooks/mlflow   MLflow model registry webhooks   secret: MLOPS_BOT_MLFLOW_WEBHOOK_SECRET
+  POST /webhooks/github   GitHub webhooks                  secret: MLOPS_BOT_GITHUB_WEBHOOK_SECRET
+  POST /webhooks/gitlab   GitLab webhooks                  token:  MLOPS_BOT_GITLAB_WEBHOOK_TOKEN
+  GET  /healthz           {"status": "ok", counters, the spool's pending/handled/failed counts}
+
+An endpoint whose secret is not set answers 404. A delivery is checked (service_verify.py), then written to
+the spool and committed to disk BEFORE the answer: 202 means it will be handled even if the process dies
+the next instant. Refusals: 401 missing or bad signature, 400 stale timestamp or malformed JSON, 409 an id
+accepted before (a replay, or a sender's retry of a delivery already held: nothing is lost by refusing it),
+413 a body over the limit, 422 an event type not handled, 503 the spool could not commit (retry). Each
+refusal counts in /healthz and logs one line naming the delivery, never a secret or a signature.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from ..console import log
+from ..events.audit import EventLog
+from ..events.bus import EVENTS_DIR, Bus, Event
+from ..events.rules import RuleHandler
+from .spool import SPOOL_FILE, Spool, SpoolWriter, pruned
+from .verify import Rejected, github_event, gitlab_event, mlflow_event
+from .workers import Processor, WorkerPool
+
+if TYPE_CHECKING:
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import Response
+
+    from ..config.model import Config
+
+SECRETS = {"mlflow": "MLOPS_BOT_MLFLOW_WEBHOOK_SECRET", "github": "MLOPS_BOT_GITHUB_WEBHOOK_SECRET",
+           "gitlab": "MLOPS_BOT_GITLAB_WEBHOOK_TOKEN"}
+MAX_BODY = 1024 * 1024
+
+
+class Service:
+    """The receiver's state: secrets, counters, the spool and its writer, the worker pool."""
+
+    def __init__(self, config: Config, env: Mapping[str, str], workers: int = 2, max_body: int = MAX_BODY,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.config, self.workers, self.max_body, self.clock = config, workers, max_body, clock
+        self.secrets = {source: env.get(name, "") for source, name in SECRETS.items()}
+        self.counters: Counter[str] = Counter()
+        self.directory = config.root / EVENTS_DIR
+        self.audit = EventLog(self.directory)
+        self.rules = RuleHandler(config, env)
+        self.bus = Bus(self.audit, [self.rules])
+        self.pool: WorkerPool | None = None
+        self.writer: SpoolWriter | None = None
+        self.reader: Spool | None = None
+
+    @property
+    def sources(self) -> list[str]:
+        return [source for source, secret in self.secrets.items() if secret]
+
+    def start(self) -> None:
+        """Opens the spool and starts the workers; events left pending by an earlier run are handled first."""
+        path = self.directory / SPOOL_FILE
+        self.reader = Spool(path)
+        pending = {row.event.id for row in _all_pending(self.reader)}
+        logged = pending & self.audit.ids_in_tail() if pending else set()
+        pool_box: list[WorkerPool] = []
+        self.writer = SpoolWriter(Spool(path), on_commit=lambda: pool_box[0].wake() if pool_box else None).start()
+        self.writer.spool.prune()
+        writer = self.writer
+        self.pool = WorkerPool(self.reader, lambda: Processor(self.bus, self.rules, self.audit, writer, logged),
+                               self.bus, self.workers, housekeeping=lambda: writer.submit(pruned()))
+        pool_box.append(self.pool)
+        self.pool.start()
+        if pending:
+            log(f"mlops-bot serve: {len(pending)} event(s) left pending by the last run are handled first")
+
+    def stop(self) -> None:
+        if self.pool is not None:
+            self.pool.stop()
+        if self.writer is not None:
+            self.writer.stop()
+            self.writer.spool.close()
+        if self.reader is not None:
+            self.reader.close()
+
+    async def receive(self, request: Request, source: str) -> Response:
+        from starlette.requests import ClientDisconnect
+        from starlette.responses import JSONResponse
+
+        try:
+            secret = self.secrets[source]
+            if not secret:
+                raise Rejected(404, "not_configured", f"{SECRETS[source]} is not set: {source} webhooks are off")
+            event = self._verify(source, request.headers, await _read_body(request, self.max_body), secret)
+        except Rejected as rejected:
+            return self._refuse(request, source, rejected)
+        except ClientDisconnect:  # the sender gave up mid-body: nothing was stored, it will deliver again
+            return JSONResponse({"error": "disconnected"}, 400)
+        assert self.writer is not None
+        try:
+            fresh = await asyncio.wrap_future(self.writer.insert(event))
+        except Exception as exc:
+            self.counters["spool_errors"] += 1
+            log(f"mlops-bot serve: could not store {source} delivery {event.id}: {type(exc).__name__}: {exc}")
+            return JSONResponse({"error": "spool_error", "message": "not stored; deliver it again"}, 503)
+        if not fresh:
+            return self._refuse(request, source, Rejected(409, "replayed", f"{event.id} was accepted before"))
+        self.counters["accepted"] += 1
+        return JSONResponse({"id": event.id, "type": event.type, "status": "accepted"}, 202)
+
+    def _verify(self, source: str, headers: Mapping[str, str], body: bytes, secret: str) -> Event:
+        if source == "mlflow":
+            return mlflow_event(headers, body, secret, self.clock())
+        if source == "github":
+            return github_event(headers, body, secret)
+        return gitlab_event(headers, body, secret)
+
+    def _refuse(self, request: Request, source: str, rejected: Rejected) -> Response:
+        from starlette.responses import JSONResponse
+
+        self.counters[f"rejected.{rejected.reason}"] += 1
+        client = request.client.host if request.client else "?"
+        log(f"mlops-bot serve: refused a {source} webhook from {client}: {rejected.message} "
+            f"(HTTP {rejected.status}, {rejected.reason})")
+        return JSONResponse({"error": rejected.reason, "message": rejected.message}, rejected.status)
+
+    def health(self) -> dict[str, Any]:
+        rejected = {k.removeprefix("rejected."): n for k, n in self.counters.items() if k.startswith("rejected.")}
+        return {"status": "ok", "sources": self.sources, "accepted": self.counters["accepted"],
+                "rejected": rejected, "rejected_total": sum(rejected.values()),
+                "spool": self.reader.counts() if self.reader else {}}
+
+
+def _all_pending(spool: Spool) -> list[Any]:
+    rows, last = [], 0
+    while batch := spool.pending(last, 10_000):
+        rows.extend(batch)
+        last = batch[-1].seq
+    return rows
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and not declared.isdigit():
+        raise Rejected(400, "bad_header", "Content-Length is not a number")
+    if declared is not None and int(declared) > limit:
+        raise Rejected(413, "body_too_large", f"the body ({declared} bytes) is over the {limit} byte limit")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise Rejected(413, "body_too_large", f"the body is over the {limit} byte limit")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def create_app(service: Service) -> Starlette:
+    from starlette.applications import Starlette
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    def endpoint(source: str) -> Callable[[Request], Any]:
+        async def receive(request: Request) -> Response:
+            return await service.receive(request, source)
+
+        return receive
+
+    async def healthz(request: Request) -> Response:
+        return JSONResponse(service.health())
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        service.start()
+        try:
+            yield
+        finally:
+            service.stop()
+
+    routes = [Route(f"/webhooks/{source}", endpoint(source), methods=["POST"]) for source in SECRETS]
+    return Starlette(routes=[*routes, Route("/healthz", healthz, methods=["GET"])], lifespan=lifespan)

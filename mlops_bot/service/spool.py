@@ -1,0 +1,217 @@
+"""The spool: accepted events in SQLite (`.mlops-bot/events/spool.db`, WAL, synchronous=FULL, so a commit
+is on disk when it returns) until they are handled, and their ids for a while after, to refuse replays.
+
+One row per event id (the primary key dedups: at-least-once in). A row is `pending` until its handler
+finished, `handled` after, or `failed` when its attempts ran out. `done` counts the actions completed, so a
+retry or a restart resumes after the last one that succeeded. `SpoolWriter` funnels every write of `serve`
+through one thread that commits them in batches (group commit): one fsync serves many requests.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import queue
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from ..events.bus import Event
+
+SPOOL_FILE = "spool.db"
+KEEP_IDS_S = 7 * 24 * 3600  # handled ids are kept this long: longer than any sender retries or MAX_AGE_S
+BATCH = 256
+T = TypeVar("T")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    received REAL NOT NULL,
+    body TEXT NOT NULL,
+    state TEXT NOT NULL DEFAULT 'pending',
+    done INTEGER NOT NULL DEFAULT 0,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_at REAL NOT NULL DEFAULT 0,
+    error TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS events_pending ON events (state, seq);
+"""
+
+
+@dataclass(frozen=True)
+class Spooled:
+    seq: int
+    event: Event
+    done: int
+    attempts: int
+    next_at: float
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=FULL")
+    conn.executescript(_SCHEMA)
+    return conn
+
+
+class Spool:
+    """The spool's operations on one connection; each public method is one committed transaction."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.conn = connect(path)
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def transaction(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        with self._lock:
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                result = work(self.conn)
+            except BaseException:
+                self.conn.execute("ROLLBACK")
+                raise
+            self.conn.execute("COMMIT")
+            return result
+
+    def insert(self, events: Sequence[Event]) -> list[bool]:
+        """Adds the events; False for each id the spool holds already (a duplicate or a replay)."""
+        return self.transaction(lambda conn: [insert(conn, e) for e in events])
+
+    def apply(self, changes: Iterable[Callable[[sqlite3.Connection], Any]]) -> None:
+        self.transaction(lambda conn: [change(conn) for change in changes])
+
+    def pending(self, after_seq: int = 0, limit: int = BATCH) -> list[Spooled]:
+        with self._lock:
+            rows = self.conn.execute("SELECT seq, body, done, attempts, next_at FROM events WHERE state = 'pending' "
+                                     "AND seq > ? ORDER BY seq LIMIT ?", (after_seq, limit)).fetchall()
+        return [Spooled(seq, Event.from_dict(_load(body)), done, attempts, next_at)
+                for seq, body, done, attempts, next_at in rows]
+
+    def counts(self) -> dict[str, int]:
+        with self._lock:
+            rows = self.conn.execute("SELECT state, COUNT(*) FROM events GROUP BY state").fetchall()
+        return {"pending": 0, "handled": 0, "failed": 0, **{state: n for state, n in rows}}
+
+    def prune(self, now: float | None = None) -> int:
+        return self.transaction(pruned(now))
+
+
+def hold_exclusive(path: Path, what: str) -> int:
+    """Takes `path`'s lock for the life of this process (the fd is returned, and released when it closes):
+    two receivers handling one spool would handle its events twice."""
+    from ..errors import UsageError
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise UsageError(f"another `mlops-bot {what}` is running for {path.parent.parent.parent}; stop it first "
+                         "(one per project: they would handle the same events).") from None
+    return fd
+
+
+def insert(conn: sqlite3.Connection, event: Event) -> bool:
+    cursor = conn.execute("INSERT OR IGNORE INTO events (id, received, body) VALUES (?, ?, ?)",
+                          (event.id, time.time(), event.to_json()))
+    return cursor.rowcount == 1
+
+
+def pruned(now: float | None = None) -> Callable[[sqlite3.Connection], int]:
+    """Forgets handled and failed events older than KEEP_IDS_S; returns how many."""
+    cutoff = (now or time.time()) - KEEP_IDS_S
+    return lambda conn: int(conn.execute("DELETE FROM events WHERE state != 'pending' AND received < ?",
+                                         (cutoff,)).rowcount)
+
+
+def handled(event_id: str) -> Callable[[sqlite3.Connection], Any]:
+    return lambda conn: conn.execute("UPDATE events SET state = 'handled', error = '' WHERE id = ?", (event_id,))
+
+
+def progressed(event_id: str, done: int) -> Callable[[sqlite3.Connection], Any]:
+    return lambda conn: conn.execute("UPDATE events SET done = ? WHERE id = ?", (done, event_id))
+
+
+def retry_later(event_id: str, attempts: int, next_at: float, error: str,
+                final: bool) -> Callable[[sqlite3.Connection], Any]:
+    state = "failed" if final else "pending"
+    return lambda conn: conn.execute("UPDATE events SET state = ?, attempts = ?, next_at = ?, error = ? WHERE id = ?",
+                                     (state, attempts, next_at, error[:2000], event_id))
+
+
+def _load(body: str) -> dict[str, Any]:
+    import json
+
+    doc: dict[str, Any] = json.loads(body)
+    return doc
+
+
+class SpoolWriter:
+    """One thread does every write of the spool, committing what queued up meanwhile as one transaction."""
+
+    def __init__(self, spool: Spool, on_commit: Callable[[], None] = lambda: None) -> None:
+        self.spool, self.on_commit = spool, on_commit
+        self._queue: queue.Queue[tuple[Callable[[sqlite3.Connection], Any], Future[Any]] | None] = queue.Queue()
+        self._thread = threading.Thread(target=self._loop, name="mlops-bot-spool", daemon=True)
+
+    def start(self) -> SpoolWriter:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._queue.put(None)
+        self._thread.join(timeout=30)
+
+    def submit(self, work: Callable[[sqlite3.Connection], T]) -> Future[T]:
+        future: Future[T] = Future()
+        self._queue.put((work, future))
+        return future
+
+    def insert(self, event: Event) -> Future[bool]:
+        return self.submit(lambda conn: insert(conn, event))
+
+    def apply(self, changes: Iterable[Callable[[sqlite3.Connection], Any]]) -> None:
+        """Commits the changes; returns when they are on disk (raises what the commit raised)."""
+        batch = list(changes)
+        self.submit(lambda conn: [change(conn) for change in batch]).result()
+
+    def _loop(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:
+                return
+            batch = [first]
+            while len(batch) < BATCH:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    self._queue.put(None)  # stop after this batch
+                    break
+                batch.append(item)
+            self._commit(batch)
+
+    def _commit(self, batch: list[tuple[Callable[[sqlite3.Connection], Any], Future[Any]]]) -> None:
+        results: list[Any] = []
+        try:
+            results = self.spool.transaction(lambda conn: [work(conn) for work, _ in batch])
+        except Exception as exc:  # nothing of the batch is on disk: every caller learns it
+            for _, future in batch:
+                future.set_exception(exc)
+            return
+        for (_, future), result in zip(batch, results, strict=True):
+            future.set_result(result)
+        self.on_commit()
