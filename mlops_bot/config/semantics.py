@@ -164,8 +164,8 @@ def _known_metrics(doc: Document, steps: dict[str, dict[str, Any]]) -> set[str] 
     files = [doc.root / s["metrics"] for s in steps.values() if isinstance(s.get("metrics"), str)]
     if not files or not all(f.is_file() for f in files):
         return None
-    from ..decide.metrics import read_metrics
     from ..errors import BotError
+    from ..metrics.files import read_metrics
 
     names: set[str] = set()
     for path in files:

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from ..config.model import Criterion, Regression
+from ..metrics.numbers import at_least, diff, exact, fmt, pair, share
 from .decision import Champion, Check, CriterionResult, Metrics
-from .numbers import at_least, diff, exact, fmt, pair, share
 
 
 def judge(criterion: Criterion, challenger: Metrics, champion: Champion | None) -> CriterionResult:

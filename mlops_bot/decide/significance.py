@@ -24,9 +24,9 @@ from collections.abc import Sequence
 
 from ..config.model import Significance
 from ..errors import DataError
+from ..metrics.files import PairedScores
+from ..metrics.numbers import fmt, fmt_signed
 from .decision import SignificanceResult
-from .metrics import PairedScores
-from .numbers import fmt, fmt_signed
 
 EXACT_BELOW = 25  # discordant pairs under which McNemar uses the exact binomial test
 

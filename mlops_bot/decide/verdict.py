@@ -28,9 +28,9 @@ from datetime import datetime, timezone
 
 from ..config.model import Compare, Criterion
 from ..errors import DataError, UsageError
+from ..metrics.numbers import fmt
 from .criteria import describe, judge
 from .decision import Challenger, Champion, CriterionResult, Decision, HistoryPoint, ParamChange, SignificanceResult
-from .numbers import fmt
 
 __all__ = ["decide", "describe", "judge", "params_diff"]
 

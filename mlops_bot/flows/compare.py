@@ -18,13 +18,13 @@ from ..config import load_config
 from ..config.model import Compare, Config
 from ..console import emit_json, log
 from ..decide.decision import Challenger, Champion, Decision, SignificanceResult
-from ..decide.metrics import paired_scores, read_metrics, read_predictions
 from ..decide.significance import significance_of
 from ..decide.verdict import decide
 from ..errors import EXIT_NEGATIVE, EXIT_OK, DataError, UsageError
 from ..events.bus import emit, model_subject
 from ..lifecycle.champion import challenger_from_run, champion_history, latest_run_id, resolve_champion
 from ..lifecycle.rescore import rescore
+from ..metrics.files import paired_scores, read_metrics, read_predictions
 from ..registry.base import Registry
 from ..report.markdown import Links, render_markdown
 

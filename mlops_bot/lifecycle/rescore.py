@@ -20,8 +20,8 @@ from ..config.lookup import overlaps
 from ..config.model import Config, Step
 from ..console import log
 from ..decide.decision import Champion
-from ..decide.metrics import read_metrics
 from ..errors import DataError
+from ..metrics.files import read_metrics
 from ..pipeline.runner import run_step
 from ..pipeline.tracking import MODEL_ARTIFACT
 from ..registry.base import Registry

@@ -182,7 +182,7 @@ def _run_if_stale(ws: Workspace, step: Step, progress: str, env: dict[str, str])
 
 def read_step_metrics(root: Path, step: str, path: str) -> dict[str, float]:
     """The step's metrics; an unusable file fails the step (exit 3) and names the file and the problem."""
-    from ..decide.metrics import read_metrics
+    from ..metrics.files import read_metrics
 
     try:
         return read_metrics(root / path)

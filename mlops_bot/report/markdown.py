@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..decide.decision import CriterionResult, Decision
-from ..decide.numbers import fmt, fmt_pct, fmt_signed
+from ..metrics.numbers import fmt, fmt_pct, fmt_signed
 from .sections import FAIL, PASS, Links, cell, champion_history, charts, escape, lineage, params_table, significance
 
 __all__ = ["MAX_CHARS", "Links", "marker", "render_json", "render_markdown"]

@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from urllib.parse import quote
 
 from ..decide.decision import Decision
-from ..decide.numbers import fmt
+from ..metrics.numbers import fmt
 
 PASS, FAIL = "✅", "❌"
 CELL_LIMIT = 200

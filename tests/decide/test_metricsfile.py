@@ -9,8 +9,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mlops_bot.decide.metrics import paired_scores, read_metrics, read_predictions
 from mlops_bot.errors import DataError
+from mlops_bot.metrics.files import paired_scores, read_metrics, read_predictions
 
 
 def write(tmp_path: Path, name: str, text: str) -> Path:

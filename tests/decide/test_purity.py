@@ -7,9 +7,10 @@ import subprocess
 import sys
 
 import mlops_bot.decide
+import mlops_bot.metrics
 import mlops_bot.report
 
-PURE = [m.name for package in (mlops_bot.decide, mlops_bot.report)
+PURE = [m.name for package in (mlops_bot.decide, mlops_bot.metrics, mlops_bot.report)
         for m in pkgutil.iter_modules(package.__path__, package.__name__ + ".")]
 FORBIDDEN = ["httpx", "github", "gitlab", "requests", "urllib3", "mlflow", "numpy", "scipy", "yaml"]
 

@@ -12,9 +12,9 @@ from hypothesis import strategies as st
 from scipy import stats
 
 from mlops_bot.config.model import Significance
-from mlops_bot.decide.metrics import PairedScores
 from mlops_bot.decide.significance import binomial, mcnemar, paired_bootstrap, significance_of
 from mlops_bot.errors import DataError
+from mlops_bot.metrics.files import PairedScores
 
 
 def correctness(n: int, rate: float, seed: int) -> list[float]:
