@@ -26,8 +26,8 @@ sys.path.insert(0, str(ROOT))
 from mlops_bot.ci.context import CIContext  # noqa: E402
 from mlops_bot.config import load_config  # noqa: E402
 from mlops_bot.flows.compare import compare_registry  # noqa: E402
-from mlops_bot.flows.report import publish  # noqa: E402
-from mlops_bot.forges.github import GitHubForge  # noqa: E402
+from mlops_bot.flows.report import Delivery, publish  # noqa: E402
+from mlops_bot.forges.github import GitHubForge, GitHubSettings  # noqa: E402
 from mlops_bot.lifecycle.champion import PROMOTED_TAG  # noqa: E402
 from mlops_bot.registry.mlflow.client import MlflowRegistry  # noqa: E402
 from tests.servers import mlflow_server  # noqa: E402
@@ -106,9 +106,9 @@ def one_check(uri: str, work: Path, model: str, run_id: str, comments: int) -> t
             github.add_comment(2, f"{marker}\nearlier report", "github-actions[bot]")
         context = CIContext(platform="github", event="pull_request", flow="check", reason="", pr_number=2,
                             sha=HEAD, repository=github.repository, server_url=github.origin)
-        forge = GitHubForge(api_url=github.api_url, repository=github.repository, token=TOKEN, number=2,
-                            write_interval=0)
-        publish(decision, context, {}, settings=config.report, root=work, forge=forge)
+        forge = GitHubForge(GitHubSettings(api_url=github.api_url, repository=github.repository, number=2,
+                                           write_interval=0), TOKEN)
+        publish(decision, Delivery(context, {}, work, config.report, forge=forge))
         assert not github.violations, github.violations
         return len(github.seen), counting.count
     finally:

@@ -113,7 +113,7 @@ class Load:
 class Serve:
     def __init__(self, root: Path) -> None:
         self.root, self.port = root, free_port()
-        env = {**os.environ, "MLOPS_BOT_MLFLOW_WEBHOOK_SECRET": SECRET, "MLOPS_BOT_EVENTS_STRICT": "0"}
+        env = {**os.environ, "MLOPS_BOT_MLFLOW_WEBHOOK_SECRET": SECRET}
         self.log = (root / "serve.log").open("ab")
         self.process = subprocess.Popen([sys.executable, "-m", "mlops_bot", "-C", str(root), "serve", "--port",
                                          str(self.port), "--workers", "2"], stdout=self.log, stderr=subprocess.STDOUT,

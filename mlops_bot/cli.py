@@ -1,5 +1,8 @@
-"""argparse and dispatch only. Each command lives in `flows/<name>.py` with `configure(parser)` and
-`main(args) -> int`; only the chosen command's module is imported, so start-up stays fast."""
+"""argparse and dispatch. Each command lives in `flows/<name>.py` with `configure(parser)` and
+`main(args, project) -> int`; only the chosen command's module is imported, so start-up stays fast.
+
+cli owns a command's run: it makes the Project (ml.yaml and registry, closed at the end) and, for CI mode,
+the deferred event Bus that is active while the command runs and meets the `on:` rules after it."""
 
 from __future__ import annotations
 
@@ -88,11 +91,25 @@ def _sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def _handle_held_events() -> None:
-    """In CI mode the `on:` rules of ml.yaml react to the command's events once its own work is done."""
-    events = sys.modules.get("mlops_bot.events.bus")
-    if events is not None:
-        events.drain_all()
+def _run_command(args: argparse.Namespace) -> int:
+    """The command with its Project, its events held on a Bus and handed to the `on:` rules when it is done
+    (also when it failed: rules react to what happened, a deployment.failed included)."""
+    from pathlib import Path
+
+    from .events.bus import Bus, activate
+    from .flows.actions import run_held_rules
+    from .flows.project import Project
+
+    module = importlib.import_module(f"mlops_bot.flows.{COMMANDS[args.command][0]}")
+    bus = Bus(deferred=True)
+    with Project(Path(args.directory), args.config) as project, activate(bus):
+        try:
+            code = int(module.main(args, project))
+        except BotError:
+            run_held_rules(bus, project)
+            raise
+        run_held_rules(bus, project)
+        return code
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -108,10 +125,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         with _sigterm_as_interrupt():
-            module = importlib.import_module(f"mlops_bot.flows.{COMMANDS[args.command][0]}")
-            code = int(module.main(args))
-            _handle_held_events()
-            return code
+            return _run_command(args)
     except ConfigError as exc:
         report_config_error(exc)
         return exc.exit_code

@@ -3,7 +3,6 @@ fresh registries of each kind."""
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -12,17 +11,11 @@ from typing import Any
 import pytest
 
 from mlops_bot.registry.base import Capabilities, Registry
+from tests.helpers.registries import TEST_RETRY
 from tests.servers.mlflow_server import MlflowServer, start
 
-# Small budgets keep failing tests fast; the real server answers well within them.
-TEST_RETRY = {"total_seconds": 10.0, "initial_wait": 0.01, "max_wait": 0.2, "retry_after_cap": 0.5,
-              "timeout": 10.0}
-REGISTRY_KINDS = ("local", "mlflow", "mlflow-tag-aliases")
-
-
-# A bug in an event emit raises in tests (in production it is logged and the flow goes on); subprocesses
-# started by tests inherit it.
-os.environ["MLOPS_BOT_EVENTS_STRICT"] = "1"
+# Fixtures used by more than one folder.
+pytest_plugins = ["tests.plugins.forge_servers"]
 
 
 @pytest.fixture(scope="session")
@@ -69,12 +62,3 @@ def registry_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator
     yield make
     for registry in made:
         registry.close()
-
-
-@pytest.fixture(autouse=True)
-def _fresh_event_buses() -> Iterator[None]:
-    """What CI mode held back in one test is never handled in the next one (or at exit)."""
-    yield
-    from mlops_bot.events import bus as events
-
-    events.forget_defaults()

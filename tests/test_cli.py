@@ -22,7 +22,7 @@ def fake_command(monkeypatch: pytest.MonkeyPatch, raising: BaseException) -> Non
     def configure(parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--flag", action="store_true")
 
-    def main(args: argparse.Namespace) -> int:
+    def main(args: argparse.Namespace, project: object) -> int:
         raise raising
 
     module.configure = configure  # type: ignore[attr-defined]

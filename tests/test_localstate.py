@@ -5,8 +5,8 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from mlops_bot.events.audit import EventLog
-from mlops_bot.events.bus import EVENTS_DIR, Event
+from mlops_bot.events.audit import EventLog, events_dir
+from mlops_bot.events.event import Event
 from mlops_bot.registry.local.store import LocalRegistry
 
 
@@ -21,6 +21,6 @@ def test_the_embedded_store_and_the_audit_log_are_ignored_by_git(tmp_path: Path)
     registry = LocalRegistry(tmp_path / ".mlops-bot")
     registry.get_or_create_experiment("e")
     registry.close()
-    EventLog(tmp_path / EVENTS_DIR).append_many([Event("run.started", "runs/1")])
+    EventLog(events_dir(tmp_path)).append_many([Event("run.started", "runs/1")])
     assert (tmp_path / ".mlops-bot" / "registry.db").exists()
     assert untracked(tmp_path) == []

@@ -4,31 +4,39 @@
 frozen CIContext whose `flow` says what `mlops-bot ci` should do: `check` a pull/merge request, `promote`
 after a push to the default branch, `gate` a tag or release, or `none` (with the reason as a notice).
 The token itself never enters the context, only whether one is there.
+
+`read_forge_context(env, reason=...)` locates a forge from the same variables, with the same defaults, for work
+outside CI (an `on:` rule's retrain under `serve`); MLOPS_BOT_FORGE=github|gitlab names the forge.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from pathlib import Path
-from typing import Any
+from typing import Any, Literal, TypeGuard, get_args
 
 from ..errors import UsageError
+from .payload import dig, load_payload, workflow_file
 
-FLOWS = ("check", "promote", "gate", "none")
+Platform = Literal["github", "gitlab", "local"]
+Flow = Literal["check", "promote", "gate", "none"]  # what `mlops-bot ci` runs
+FLOWS: tuple[Flow, ...] = get_args(Flow)
 GITHUB_TOKEN_VARS = ("GITHUB_TOKEN", "GH_TOKEN")
 # A project/personal access token first: CI_JOB_TOKEN may not write notes or statuses.
 GITLAB_TOKEN_VARS = ("GITLAB_TOKEN", "CI_JOB_TOKEN")
+GITHUB_SERVER = "https://github.com"
+GITHUB_API = "https://api.github.com"
+GITLAB_SERVER = "https://gitlab.com"  # outside CI only: a GitLab job always sets CI_SERVER_URL
+FORGE_VAR = "MLOPS_BOT_FORGE"
 _PR_EVENTS = ("pull_request", "pull_request_target")
 _RELEASE_ACTIONS = ("published", "released", "prereleased")
 
 
 @dataclass(frozen=True)
 class CIContext:
-    platform: str  # github | gitlab | local
+    platform: Platform
     event: str  # the platform's own name: pull_request, push, merge_request_event, ... ("local" outside CI)
-    flow: str  # one of FLOWS
+    flow: Flow
     reason: str  # one sentence: why this flow (the notice to print when it is "none")
     repository: str = ""  # owner/name on GitHub, the project path on GitLab
     project_id: str = ""  # GitLab's project id
@@ -54,6 +62,7 @@ class CIContext:
 
 
 def read_context(env: Mapping[str, str]) -> CIContext:
+    """The context of the CI job running us, or the local one outside CI."""
     if env.get("GITHUB_ACTIONS") == "true":
         return _github(env)
     if env.get("GITLAB_CI") == "true":
@@ -62,13 +71,42 @@ def read_context(env: Mapping[str, str]) -> CIContext:
                      reason="not running in GitHub Actions or GitLab CI: the check writes its report to a file")
 
 
-def token_of(platform: str, env: Mapping[str, str]) -> tuple[str, str]:
+def read_forge_context(env: Mapping[str, str], *, reason: str) -> CIContext:
+    """The forge MLOPS_BOT_FORGE names, located as `read_context` would (GITHUB_REPOSITORY, GITHUB_API_URL,
+    GITHUB_SERVER_URL; or CI_SERVER_URL, defaulting to gitlab.com here, CI_API_V4_URL, CI_PROJECT_ID,
+    CI_PROJECT_PATH, CI_DEFAULT_BRANCH). Flow "none"; `reason` says what the work is, for messages."""
+    forge = env.get(FORGE_VAR, "").strip().lower()
+    if forge == "github":
+        return _github_base(env, "mlops-bot", reason)
+    if forge == "gitlab":
+        return _gitlab_base(env, "mlops-bot", reason, GITLAB_SERVER)
+    given = f" ({FORGE_VAR} is {env[FORGE_VAR]!r})" if env.get(FORGE_VAR, "").strip() else ""
+    raise UsageError(f"{reason} outside CI: set {FORGE_VAR}=github (with GITHUB_REPOSITORY and GITHUB_TOKEN) or "
+                     f"{FORGE_VAR}=gitlab (with CI_SERVER_URL, CI_PROJECT_ID, CI_PROJECT_PATH and GITLAB_TOKEN) to "
+                     f"say which forge to use{given}.")
+
+
+def token_of(platform: Platform, env: Mapping[str, str]) -> tuple[str, str]:
     """(variable name, token) of the first token variable set for `platform`; ("", "") when none is."""
     names = GITHUB_TOKEN_VARS if platform == "github" else GITLAB_TOKEN_VARS if platform == "gitlab" else ()
     return next(((name, env[name]) for name in names if env.get(name, "").strip()), ("", ""))
 
 
+def _is_flow(value: object) -> TypeGuard[Flow]:
+    """True for the names of FLOWS (a workflow_dispatch input is anybody's text)."""
+    return value in FLOWS
+
+
 # GitHub Actions
+
+
+def _github_base(env: Mapping[str, str], event: str, reason: str) -> CIContext:
+    """What GitHub's variables say in and out of Actions: the repository, the server, the API, the token."""
+    return CIContext(
+        platform="github", event=event, flow="none", reason=reason, repository=env.get("GITHUB_REPOSITORY", ""),
+        server_url=(env.get("GITHUB_SERVER_URL") or GITHUB_SERVER).rstrip("/"),
+        api_url=(env.get("GITHUB_API_URL") or GITHUB_API).rstrip("/"), token_present=bool(token_of("github", env)[0]),
+    )
 
 
 def _github(env: Mapping[str, str]) -> CIContext:
@@ -76,17 +114,15 @@ def _github(env: Mapping[str, str]) -> CIContext:
     if not event:
         raise UsageError("GITHUB_EVENT_NAME is not set although GITHUB_ACTIONS=true; run mlops-bot as a step "
                          "of a GitHub Actions job, or unset GITHUB_ACTIONS to run locally.")
-    payload = load_event(env.get("GITHUB_EVENT_PATH", ""))
-    repo = env.get("GITHUB_REPOSITORY") or str(_dig(payload, "repository.full_name", default=""))
-    server = env.get("GITHUB_SERVER_URL", "https://github.com").rstrip("/")
+    payload = load_payload(env.get("GITHUB_EVENT_PATH", ""))
+    common = _github_base(env, event, "")
+    repo = common.repository or str(dig(payload, "repository.full_name", default=""))
     run_id = env.get("GITHUB_RUN_ID", "")
-    base = CIContext(
-        platform="github", event=event, flow="none", reason="", repository=repo, sha=env.get("GITHUB_SHA", ""),
-        ref=env.get("GITHUB_REF", ""), api_url=env.get("GITHUB_API_URL", "https://api.github.com").rstrip("/"),
-        server_url=server, run_url=f"{server}/{repo}/actions/runs/{run_id}" if run_id and repo else "",
-        default_branch=str(_dig(payload, "repository.default_branch", default="")),
-        workflow=_workflow_file(env.get("GITHUB_WORKFLOW_REF", "")), actor=env.get("GITHUB_ACTOR", ""),
-        token_present=bool(token_of("github", env)[0]),
+    base = replace(
+        common, repository=repo, sha=env.get("GITHUB_SHA", ""), ref=env.get("GITHUB_REF", ""),
+        run_url=f"{common.server_url}/{repo}/actions/runs/{run_id}" if run_id and repo else "",
+        default_branch=str(dig(payload, "repository.default_branch", default="")),
+        workflow=workflow_file(env.get("GITHUB_WORKFLOW_REF", "")), actor=env.get("GITHUB_ACTOR", ""),
     )
     return _github_flow(base, payload, env.get("GITHUB_EVENT_PATH", ""))
 
@@ -107,7 +143,7 @@ def _github_flow(base: CIContext, payload: Mapping[str, Any], path: str) -> CICo
         inputs = {str(k): str(v) for k, v in (payload.get("inputs") or {}).items()}
         chosen = replace(base, ref=str(payload.get("ref") or base.ref), inputs=inputs)
         wanted = inputs.get("flow", "")
-        if wanted in FLOWS:
+        if _is_flow(wanted):
             return replace(chosen, flow=wanted, reason=f"the workflow was dispatched with flow={wanted}.")
         return _by_ref(chosen)
     if event == "workflow_run":
@@ -128,13 +164,13 @@ def _github_workflow_run(base: CIContext, payload: Mapping[str, Any]) -> CIConte
 
 
 def _github_pull_request(base: CIContext, payload: Mapping[str, Any], path: str) -> CIContext:
-    number = _dig(payload, "pull_request.number", path)
-    head_repo = _dig(payload, "pull_request.head.repo", path, default=None)
-    base_repo = str(_dig(payload, "pull_request.base.repo.full_name", path, default=base.repository))
+    number = dig(payload, "pull_request.number", path)
+    head_repo = dig(payload, "pull_request.head.repo", path, default=None)
+    base_repo = str(dig(payload, "pull_request.base.repo.full_name", path, default=base.repository))
     context = replace(
-        base, pr_number=int(number), sha=str(_dig(payload, "pull_request.head.sha", path)),
-        branch=str(_dig(payload, "pull_request.head.ref", path, default="")),
-        base_branch=str(_dig(payload, "pull_request.base.ref", path, default="")),
+        base, pr_number=int(number), sha=str(dig(payload, "pull_request.head.sha", path)),
+        branch=str(dig(payload, "pull_request.head.ref", path, default="")),
+        base_branch=str(dig(payload, "pull_request.base.ref", path, default="")),
         # A deleted fork leaves head.repo null; it was a fork all the same.
         fork=not isinstance(head_repo, Mapping) or head_repo.get("full_name") != base_repo,
     )
@@ -148,7 +184,7 @@ def _github_pull_request(base: CIContext, payload: Mapping[str, Any], path: str)
 
 
 def _github_release(base: CIContext, payload: Mapping[str, Any]) -> CIContext:
-    tag = str(_dig(payload, "release.tag_name", default=""))
+    tag = str(dig(payload, "release.tag_name", default=""))
     action = str(payload.get("action", ""))
     context = replace(base, tag=tag, ref=f"refs/tags/{tag}" if tag else base.ref)
     if action in _RELEASE_ACTIONS:
@@ -171,62 +207,27 @@ def _by_ref(context: CIContext) -> CIContext:
                    f"{context.default_branch}: nothing to do (pull requests are checked on pull_request).")
 
 
-def load_event(path: str) -> dict[str, Any]:
-    """The JSON payload GitHub wrote at GITHUB_EVENT_PATH; a clear UsageError for every way it can be unusable."""
-    if not path:
-        raise UsageError("GITHUB_EVENT_PATH is not set; mlops-bot reads the event payload GitHub Actions writes "
-                         "there (run it inside a workflow, or unset GITHUB_ACTIONS to run locally).")
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise UsageError(f"cannot read the GitHub event file {path} ({why}); GITHUB_EVENT_PATH must name the "
-                         "payload file of the running workflow.") from exc
-    try:
-        payload = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise UsageError(f"{path}:{exc.lineno}:{exc.colno}: the GitHub event file is not valid JSON "
-                         f"({exc.msg}).") from exc
-    if not isinstance(payload, dict):
-        raise UsageError(f"{path}: the GitHub event file holds a JSON {type(payload).__name__}, not an object.")
-    return payload
-
-
-_MISSING = object()
-
-
-def _dig(payload: Mapping[str, Any], dotted: str, path: str = "", default: Any = _MISSING) -> Any:
-    node: Any = payload
-    for key in dotted.split("."):
-        if not isinstance(node, Mapping) or node.get(key) is None:
-            if default is not _MISSING:
-                return default
-            raise UsageError(f"{path or 'the event file'}: the payload has no {dotted}; is GITHUB_EVENT_NAME right "
-                             "for this payload?")
-        node = node[key]
-    return node
-
-
-def _workflow_file(workflow_ref: str) -> str:
-    # owner/repo/.github/workflows/ci.yml@refs/heads/main -> ci.yml
-    path = workflow_ref.split("@", 1)[0]
-    return path.rsplit("/", 1)[-1] if "/.github/workflows/" in path else ""
-
-
 # GitLab CI
+
+
+def _gitlab_base(env: Mapping[str, str], event: str, reason: str, server: str = "") -> CIContext:
+    """What GitLab's predefined variables say in and out of CI: the project, the server, the API, the token.
+    `server` stands in for an unset CI_SERVER_URL; the API is CI_API_V4_URL, else derived from the server."""
+    server = (env.get("CI_SERVER_URL") or server).rstrip("/")
+    return CIContext(
+        platform="gitlab", event=event, flow="none", reason=reason, repository=env.get("CI_PROJECT_PATH", ""),
+        project_id=env.get("CI_PROJECT_ID", ""), default_branch=env.get("CI_DEFAULT_BRANCH", ""), server_url=server,
+        api_url=env.get("CI_API_V4_URL", "").rstrip("/") or (f"{server}/api/v4" if server else ""),
+        token_present=bool(token_of("gitlab", env)[0]),
+    )
 
 
 def _gitlab(env: Mapping[str, str]) -> CIContext:
     source = env.get("CI_PIPELINE_SOURCE", "")
-    server = env.get("CI_SERVER_URL", "").rstrip("/")
-    base = CIContext(
-        platform="gitlab", event=source or "unknown", flow="none", reason="",
-        repository=env.get("CI_PROJECT_PATH", ""), project_id=env.get("CI_PROJECT_ID", ""),
-        sha=env.get("CI_COMMIT_SHA", ""), ref=env.get("CI_COMMIT_REF_NAME", ""),
-        default_branch=env.get("CI_DEFAULT_BRANCH", ""), api_url=env.get("CI_API_V4_URL", "").rstrip("/")
-        or (f"{server}/api/v4" if server else ""), server_url=server,
-        run_url=env.get("CI_PIPELINE_URL", "") or env.get("CI_JOB_URL", ""),
-        actor=env.get("GITLAB_USER_LOGIN", ""), token_present=bool(token_of("gitlab", env)[0]),
+    base = replace(
+        _gitlab_base(env, source or "unknown", ""), sha=env.get("CI_COMMIT_SHA", ""),
+        ref=env.get("CI_COMMIT_REF_NAME", ""), run_url=env.get("CI_PIPELINE_URL", "") or env.get("CI_JOB_URL", ""),
+        actor=env.get("GITLAB_USER_LOGIN", ""),
     )
     if not base.server_url:
         raise UsageError("CI_SERVER_URL is not set although GITLAB_CI=true; run mlops-bot inside a GitLab CI job, "

@@ -157,10 +157,6 @@ def _read_dotenv(path: Path) -> dict[str, str]:
 
 
 def _write(path: Path, text: str) -> None:
-    from ..pipeline.hashing import write_atomic
+    from ..support.files import write_atomic
 
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(path, text)
-    except OSError as exc:
-        raise DataError(f"cannot write {path} ({exc.strerror}); check the directory is writable.") from exc
+    write_atomic(path, text)

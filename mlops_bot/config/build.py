@@ -123,5 +123,5 @@ def _report(raw: dict[str, Any]) -> Report:
         history=pull_request.get("history", 10),
         chart=None if chart == "none" else chart,
         summary=raw.get("summary", True),
-        file=raw.get("file", ".mlops-bot/report.md"),
+        file=raw.get("file", Report.file),
     )

@@ -1,4 +1,5 @@
-"""Lookups behind the checks in schema.py and semantics.py: did-you-mean hints and the params file's keys."""
+"""Lookups behind the checks in schema.py and semantics.py: did-you-mean hints and the params file's keys.
+(Paths and their overlap: support/paths.py, shared with the pipeline.)"""
 
 from __future__ import annotations
 
@@ -13,11 +14,6 @@ import yaml
 def close_match(word: str, choices: Iterable[str]) -> str:
     close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
     return f"; did you mean '{close[0]}'?" if close else ""
-
-
-def overlaps(a: str, b: str) -> bool:
-    """True when the paths are equal or one lies inside the other (a directory out covers its files)."""
-    return a == b or a.startswith(b + "/") or b.startswith(a + "/")
 
 
 def load_yaml_keys(path: Path) -> tuple[Any, str]:

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..support.state import REPORT_FILE, state_relpath
+
 
 @dataclass(frozen=True)
 class Model:
@@ -17,7 +19,7 @@ class Model:
 
 @dataclass(frozen=True)
 class Tracking:
-    uri: str  # "local" = the embedded store under .mlops-bot/
+    uri: str  # "local" = the embedded store in the state directory (support/state.py)
     experiment: str
 
 
@@ -105,7 +107,7 @@ class Report:
     history: int = 10
     chart: str | None = "mermaid"
     summary: bool = True
-    file: str = ".mlops-bot/report.md"
+    file: str = state_relpath(REPORT_FILE)
 
 
 @dataclass(frozen=True)

@@ -4,11 +4,11 @@ checks run even when the schema found problems (all problems are reported at onc
 
 from __future__ import annotations
 
-from pathlib import PurePosixPath
 from typing import Any
 
 from ..errors import Problem
-from .lookup import close_match, flatten_keys, load_yaml_keys, overlaps
+from ..support.paths import normalise, overlaps
+from .lookup import close_match, flatten_keys, load_yaml_keys
 from .source import Document
 
 _RULE_KEYS = ("threshold", "min_absolute_change", "min_relative_change", "max_regression")
@@ -49,15 +49,11 @@ def _produced_files(steps: dict[str, dict[str, Any]]) -> list[tuple[str, tuple[s
     return found
 
 
-def _norm(path: str) -> str:
-    return str(PurePosixPath(path))
-
-
 def _overlapping_outs(doc: Document, produced: list[tuple[str, Any, str]]) -> list[Problem]:
     problems = []
     for i, (step, where, out) in enumerate(produced):
         for other_step, _, other in produced[:i]:
-            if overlaps(_norm(out), _norm(other)) and not (step == other_step and _norm(out) == _norm(other)):
+            if overlaps(out, other) and not (step == other_step and normalise(out) == normalise(other)):
                 problems.append(doc.problem(where, f"'{out}' is also written by step '{other_step}' ('{other}'); "
                                             "each file may have one producer"))
                 break
@@ -65,7 +61,7 @@ def _overlapping_outs(doc: Document, produced: list[tuple[str, Any, str]]) -> li
 
 
 def _producers(dep: str, produced: list[tuple[str, Any, str]]) -> set[str]:
-    return {step for step, _, out in produced if overlaps(_norm(dep), _norm(out))}
+    return {step for step, _, out in produced if overlaps(dep, out)}
 
 
 def _unresolved_deps(doc: Document, steps: dict[str, dict[str, Any]], produced: list[Any]) -> list[Problem]:

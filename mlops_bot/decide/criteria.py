@@ -1,7 +1,8 @@
 """One criterion against the challenger's and the champion's values -> CriterionResult. Pure.
 
-The rules and their edge cases are listed in `decide`'s docstring; this module applies them one check at a
-time, each check with its reason in words.
+The rules and their edge cases are listed in verdict.py's docstring; this module applies them one check at a
+time, each check with its reason in words. verdict.py's `decide` judges every criterion this way and makes the
+Decision.
 """
 
 from __future__ import annotations
@@ -12,10 +13,10 @@ from decimal import Decimal
 
 from ..config.model import Criterion, Regression
 from ..metrics.numbers import at_least, diff, exact, fmt, pair, share
-from .decision import Champion, Check, CriterionResult, Metrics
+from .decision import Baseline, Champion, Check, CriterionResult, Metrics, Rule
 
 
-def judge(criterion: Criterion, challenger: Metrics, champion: Champion | None) -> CriterionResult:
+def judge_criterion(criterion: Criterion, challenger: Metrics, champion: Champion | None) -> CriterionResult:
     """One criterion's verdict, with the reason of every check."""
     name = criterion.metric
     x = challenger.get(name)
@@ -67,8 +68,8 @@ def describe(criterion: Criterion) -> str:
     return "; ".join(parts) or "logged"
 
 
-def comparative_rules(criterion: Criterion) -> list[str]:
-    rules = []
+def comparative_rules(criterion: Criterion) -> list[Rule]:
+    rules: list[Rule] = []
     if criterion.min_absolute_change is not None:
         rules.append("min_absolute_change")
     if criterion.min_relative_change is not None:
@@ -78,7 +79,7 @@ def comparative_rules(criterion: Criterion) -> list[str]:
     return rules
 
 
-def _baseline(name: str, champion: Champion | None) -> tuple[float | None, str | None]:
+def _baseline(name: str, champion: Champion | None) -> tuple[float | None, Baseline | None]:
     if champion is None:
         return None, None
     if champion.rescored_metrics is not None and name in champion.rescored_metrics:

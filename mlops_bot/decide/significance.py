@@ -38,12 +38,13 @@ def significance_of(spec: Significance, scores: PairedScores, greater_is_better:
         raise DataError("significance: the predictions files hold no rows to compare.")
     if spec.test == "mcnemar":
         return mcnemar(scores.challenger, scores.champion, metric=spec.metric, alpha=spec.alpha, greater_is_better=up)
-    return paired_bootstrap(scores.challenger, scores.champion, metric=spec.metric, alpha=spec.alpha,
-                            greater_is_better=up, resamples=spec.resamples, seed=spec.seed)
+    return paired_bootstrap(scores.challenger, scores.champion, spec, greater_is_better=up)
 
 
-def paired_bootstrap(challenger: Sequence[float], champion: Sequence[float], *, metric: str, alpha: float,
-                     greater_is_better: bool, resamples: int = 10_000, seed: int = 0) -> SignificanceResult:
+def paired_bootstrap(challenger: Sequence[float], champion: Sequence[float], spec: Significance, *,
+                     greater_is_better: bool) -> SignificanceResult:
+    """The bootstrap with `spec`'s metric, alpha, resamples and seed (its `test` is not consulted)."""
+    metric, alpha, resamples, seed = spec.metric, spec.alpha, spec.resamples, spec.seed
     diffs = [a - b for a, b in zip(challenger, champion, strict=True)]
     n = len(diffs)
     observed = math.fsum(diffs) / n

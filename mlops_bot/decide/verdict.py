@@ -9,9 +9,9 @@ Rules, per criterion (all must pass; every check says why in words):
   `relative` * |champion|; when both are given, both must hold.
 - Comparative rules need a champion value: a champion without a usable value fails the criterion with a
   reason. No champion at all is a bootstrap: only thresholds apply and the decision says so.
-- Boundaries: values compare as the decimals they print as (`repr`), so 0.9 + 0.005 vs 0.905 is exact, plus
-  a tolerance of 4 ulps of the largest operand for values that user code computed in binary floating point.
-  A challenger exactly on a boundary passes.
+- Boundaries (metrics/numbers.py): values compare as the decimals they print as (`repr`), so 0.9 + 0.005 vs
+  0.905 is exact, plus a tolerance of 4 ulps of the largest operand for values that user code computed in binary
+  floating point. A challenger exactly on a boundary passes.
 - Zero baseline: a relative change from 0 is undefined. `min_relative_change` is then left to
   `min_absolute_change` when the criterion has one, and fails with that reason when it has none (promoting on
   an undefined number is what a careful reviewer would refuse). `max_regression.relative` passes a challenger
@@ -29,10 +29,10 @@ from datetime import datetime, timezone
 from ..config.model import Compare, Criterion
 from ..errors import DataError, UsageError
 from ..metrics.numbers import fmt
-from .criteria import describe, judge
-from .decision import Challenger, Champion, CriterionResult, Decision, HistoryPoint, ParamChange, SignificanceResult
+from .criteria import judge_criterion
+from .decision import Challenger, Champion, CriterionResult, Decision, ParamChange, SignificanceResult
 
-__all__ = ["decide", "describe", "judge", "params_diff"]
+__all__ = ["decide", "params_diff"]
 
 
 def decide(
@@ -42,10 +42,12 @@ def decide(
     champion: Champion | None,
     *,
     significance: SignificanceResult | None = None,
-    history: Sequence[HistoryPoint] = (),
     now: datetime | None = None,
 ) -> Decision:
-    """Judges every criterion; the verdict passes only if all pass and a configured significance test agrees."""
+    """Judges every criterion; the verdict passes only if all pass and a configured significance test agrees.
+
+    Earlier champions for the report are not an input to the verdict: add them with `Decision.with_history`.
+    """
     if not compare.criteria:
         raise UsageError("compare.criteria is empty: declare at least one criterion in ml.yaml.")
     _check_logged(compare.criteria, challenger, champion)
@@ -54,7 +56,7 @@ def decide(
             f"compare.significance is configured for {compare.significance.metric!r} but no significance result "
             "was computed: give both models' predictions on the same rows, or remove significance from ml.yaml."
         )
-    results = tuple(judge(c, challenger.metrics, champion) for c in compare.criteria)
+    results = tuple(judge_criterion(c, challenger.metrics, champion) for c in compare.criteria)
     not_significant = significance is not None and not significance.significant
     passed = all(r.passed for r in results) and not not_significant
     created = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
@@ -69,7 +71,6 @@ def decide(
         created_at=created.isoformat(timespec="seconds").replace("+00:00", "Z"),
         significance=significance,
         params_diff=params_diff(champion.params, challenger.params) if champion is not None else (),
-        history=tuple(history),
     )
 
 

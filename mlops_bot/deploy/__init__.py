@@ -5,6 +5,6 @@ Only `base` is imported here; a target's module (and httpx, ruamel.yaml) loads w
 
 from __future__ import annotations
 
-from .base import DeployFailed, DeployRequest, DeployResult, deploy_all, raise_for_failures
+from .base import DeployFailed, DeployOptions, DeployRequest, DeployResult, deploy_all, raise_for_failures
 
-__all__ = ["DeployFailed", "DeployRequest", "DeployResult", "deploy_all", "raise_for_failures"]
+__all__ = ["DeployFailed", "DeployOptions", "DeployRequest", "DeployResult", "deploy_all", "raise_for_failures"]

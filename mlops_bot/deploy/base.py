@@ -1,7 +1,7 @@
 """Deployment: the request each target gets, the result it returns, and `deploy_all`, which runs the targets
 of ml.yaml in order and records every outcome on the model version as tags.
 
-Tags, per target T (the registry is the record of what is deployed where; names from `tags`):
+Tags, per target T (the registry is the record of what is deployed where; names from `tags.deploy_tag`):
   mlops_bot.deploy.T.status   running | succeeded | failed
   mlops_bot.deploy.T.at       when that status was set (ISO 8601, UTC, milliseconds)
   mlops_bot.deploy.T.key      the idempotency key of the deployment (webhook receivers dedup on it)
@@ -26,21 +26,25 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from ..console import log
+from ..decide.decision import Verdict
 from ..errors import BotError, UsageError
-from ..events.bus import emit, model_subject
+from ..events.bus import emit
+from ..events.event import model_subject
 from ..registry import tags as names
+from ..registry.tags import deploy_tag
 
 if TYPE_CHECKING:
     from ..config.model import Config, DeployTarget
     from ..registry.base import ModelVersion, Registry
     from .gitops import ChangeRequests
 
-TAG_PREFIX = names.PREFIX + "deploy."
 DETAIL_LIMIT = 500
 Echo = Callable[[str], None]
+RecordedStatus = Literal["running", "succeeded", "failed"]  # the status tag of a target on a version
+Outcome = Literal["succeeded", "failed", "skipped"]  # what one deploy_all call did for a target
 
 
 @dataclass(frozen=True)
@@ -48,7 +52,7 @@ class DeployRequest:
     model_name: str
     version: str
     model_uri: str  # models:/<name>/<version>
-    verdict: str = ""  # pass | fail | "" when no decision is recorded on the version
+    verdict: Verdict | Literal[""] = ""  # "" when no decision is recorded on the version
     summary: str = ""
     commit: str | None = None  # the training commit
     idempotency_key: str = ""  # stable for (model, version, target) across retries and re-runs
@@ -66,7 +70,7 @@ class DeployRequest:
 class DeployResult:
     target: str
     type: str
-    status: str  # succeeded | failed | skipped
+    status: Outcome
     detail: str
     url: str | None = None  # pull request opened
     commit: str | None = None  # commit pushed (gitops)
@@ -82,8 +86,9 @@ class DeployResult:
 
 
 @dataclass(frozen=True)
-class DeployContext:
-    """What a target needs beyond its request: where ml.yaml lives, the forge, the output and the environment."""
+class DeploySession:
+    """What the targets of one `deploy_all` call share beyond their request: where ml.yaml lives, the
+    delivery id, the forge, the output and the environment."""
 
     root: Path
     delivery: str  # one id per deploy_all call (webhook X-MLOps-Bot-Delivery)
@@ -103,10 +108,6 @@ class DeployFailed(BotError):
                          "`mlops-bot deploy` again to retry them:\n" + "\n".join(lines))
 
 
-def tag(target: str, field_name: str) -> str:
-    return f"{TAG_PREFIX}{target}.{field_name}"
-
-
 def first_key(model: str, version: str, target: str) -> str:
     return hashlib.sha256(f"mlops-bot\0{model}\0{version}\0{target}".encode()).hexdigest()[:32]
 
@@ -123,9 +124,13 @@ def now_iso() -> str:
 def request_for(version: ModelVersion) -> DeployRequest:
     return DeployRequest(
         model_name=version.name, version=version.version, model_uri=f"models:/{version.name}/{version.version}",
-        verdict=version.tags.get(names.VERDICT, ""), summary=version.tags.get(names.DECISION_SUMMARY, ""),
-        commit=version.tags.get(names.COMMIT) or version.tags.get("mlflow.source.git.commit") or None,
+        verdict=_verdict(version.tags.get(names.VERDICT, "")), summary=version.tags.get(names.DECISION_SUMMARY, ""),
+        commit=version.tags.get(names.COMMIT) or version.tags.get(names.MLFLOW_GIT_COMMIT) or None,
     )
+
+
+def _verdict(value: str) -> Verdict | Literal[""]:
+    return "pass" if value == "pass" else "fail" if value == "fail" else ""
 
 
 def select(config: Config, wanted: Sequence[str] | None) -> list[DeployTarget]:
@@ -148,18 +153,29 @@ def scrub(text: str, secrets: Sequence[str]) -> str:
     return text if len(text) <= DETAIL_LIMIT else text[:DETAIL_LIMIT - 3] + "..."
 
 
-def deploy_all(config: Config, registry: Registry, version: str | int, targets: Sequence[str] | None = None,
-               forge: ChangeRequests | None = None, *, force: bool = False, echo: Echo = log) -> list[DeployResult]:
+@dataclass(frozen=True)
+class DeployOptions:
+    """Which targets of ml.yaml a `deploy_all` call deploys to, and how."""
+
+    targets: Sequence[str] | None = None  # by name; None or empty: all of them
+    force: bool = False  # deploy again to targets that are up to date
+    forge: ChangeRequests | None = None  # opens the pull requests of gitops targets with pull_request: true
+    echo: Echo = log
+
+
+def deploy_all(config: Config, registry: Registry, version: str | int,
+               options: DeployOptions | None = None) -> list[DeployResult]:
     """Deploys `version` of config.model.name to the chosen targets (all by default), in ml.yaml order.
 
     One result per target; a failed target does not stop the others. `raise_for_failures(results)` then
     raises DeployFailed (exit 3) when any failed. Registry errors propagate: without the record, deploying
     on would lose track of what went where.
     """
-    chosen = select(config, targets)
+    options = options or DeployOptions()
+    chosen = select(config, options.targets)
     model_version = registry.get_model_version(config.model.name, str(version))
-    context = DeployContext(root=config.root, delivery=uuid.uuid4().hex, forge=forge, echo=echo)
-    deployment = _Deployment(registry, model_version, context, force, config)
+    session = DeploySession(root=config.root, delivery=uuid.uuid4().hex, forge=options.forge, echo=options.echo)
+    deployment = _Deployment(registry, model_version, session, options.force, config)
     return [deployment.run(target) for target in chosen]
 
 
@@ -169,33 +185,34 @@ def raise_for_failures(results: Sequence[DeployResult]) -> None:
 
 
 class _Deployment:
-    def __init__(self, registry: Registry, version: ModelVersion, context: DeployContext, force: bool,
+    def __init__(self, registry: Registry, version: ModelVersion, session: DeploySession, force: bool,
                  config: Config | None = None) -> None:
-        self.registry, self.version, self.context, self.force = registry, version, context, force
+        self.registry, self.version, self.session, self.force = registry, version, session, force
         self.config = config  # where events go (its audit log and `on:` rules)
         self.request = request_for(version)
         self._others: list[ModelVersion] | None = None
 
     def run(self, target: DeployTarget) -> DeployResult:
         tags, name = self.version.tags, target.name
-        status, key = tags.get(tag(name, "status"), ""), tags.get(tag(name, "key"), "")
+        status, key = tags.get(deploy_tag(name, "status"), ""), tags.get(deploy_tag(name, "key"), "")
         if status == "succeeded" and not self.force and self._current(name):
-            return DeployResult(name, target.type, "skipped", f"already deployed ({tags.get(tag(name, 'at'))}); "
-                                "--force deploys again", tags.get(tag(name, "url")), tags.get(tag(name, "commit")), key)
+            return DeployResult(name, target.type, "skipped", f"already deployed ({tags.get(deploy_tag(name, 'at'))}); "
+                                "--force deploys again", tags.get(deploy_tag(name, "url")),
+                                tags.get(deploy_tag(name, "commit")), key)
         if status == "succeeded" or not key:  # a new deployment; a failed or interrupted one is retried as it was
             key = next_key(key) if key else first_key(self.version.name, self.version.version, name)
-        self._record(name, {"status": "running", "at": now_iso(), "key": key, "detail": "deploying"})
+        self._record(name, "running", {"key": key, "detail": "deploying"})
         self._emit("deployment.started", target, {"key": key})
         result = self._attempt(target, key)
         extra = {k: v for k, v in (("url", result.url), ("commit", result.commit)) if v}
-        self._record(name, {"status": result.status, "at": now_iso(), "detail": result.detail, **extra})
+        self._record(name, "failed" if result.failed else "succeeded", {"detail": result.detail, **extra})
         self._emit(f"deployment.{result.status}", target, {"key": key, "detail": result.detail, **extra})
-        self.context.echo(f"mlops-bot: deploy {name} ({target.type}) v{self.version.version}: {result.status}: "
+        self.session.echo(f"mlops-bot: deploy {name} ({target.type}) v{self.version.version}: {result.status}: "
                           f"{result.detail}")
         return result
 
     def _emit(self, event_type: str, target: DeployTarget, data: Mapping[str, str]) -> None:
-        emit(self.config or self.context.root, event_type, model_subject(self.version.name, self.version.version),
+        emit(self.config or self.session.root, event_type, model_subject(self.version.name, self.version.version),
              {"model": self.version.name, "version": self.version.version, "target": target.name,
               "target_type": target.type, **data})
 
@@ -203,26 +220,28 @@ class _Deployment:
         """No other version was deployed to `name` since this one was (else this is a redeploy, a rollback)."""
         if self._others is None:
             self._others = self.registry.search_model_versions(self.version.name)
-        mine = self.version.tags.get(tag(name, "at"), "")
-        return all(v.tags.get(tag(name, "at"), "") <= mine for v in self._others if v.version != self.version.version)
+        mine = self.version.tags.get(deploy_tag(name, "at"), "")
+        others = (v for v in self._others if v.version != self.version.version)
+        return all(v.tags.get(deploy_tag(name, "at"), "") <= mine for v in others)
 
     def _attempt(self, target: DeployTarget, key: str) -> DeployResult:
-        secrets = [self.context.env.get(target.secret_env, "")] if target.secret_env else []
+        secrets = [self.session.env.get(target.secret_env, "")] if target.secret_env else []
         try:
-            done: DeployResult = _module(target).deploy(target, with_key(self.request, key), self.context)
+            done: DeployResult = _module(target).deploy(target, with_key(self.request, key), self.session)
             return replace(done, detail=scrub(done.detail, secrets), key=key)
         except BotError as exc:
             return DeployResult(target.name, target.type, "failed", scrub(str(exc), secrets), key=key)
         except BaseException as exc:
             why = "interrupted" if isinstance(exc, KeyboardInterrupt) else f"internal error ({type(exc).__name__})"
             with contextlib.suppress(Exception):  # the original exception matters more
-                self._record(target.name, {"status": "failed", "at": now_iso(), "detail": why})
+                self._record(target.name, "failed", {"detail": why})
             raise
 
-    def _record(self, target: str, fields: Mapping[str, str]) -> None:
-        for field_name, value in fields.items():
-            self.registry.set_model_version_tag(self.version.name, self.version.version, tag(target, field_name),
-                                                value)
+    def _record(self, target: str, status: RecordedStatus, fields: Mapping[str, str]) -> None:
+        """Sets the target's status tag, its time, and the other fields given."""
+        for field_name, value in {"status": status, "at": now_iso(), **fields}.items():
+            self.registry.set_model_version_tag(self.version.name, self.version.version,
+                                                deploy_tag(target, field_name), value)
 
 
 def _module(target: DeployTarget) -> Any:

@@ -14,7 +14,8 @@ pull/merge request into `branch` is opened through the forge, in the repository 
 pull_request mode is for a manifest in the project's own repository (the default `repo`). A manifest that
 holds the values already gets no commit: "already deployed". git authenticates as it is configured
 (credential helper, SSH agent, or a token in the URL from an ${ENV} variable); URLs are shown without
-credentials. The commit author is the configured git identity, or mlops-bot when there is none.
+credentials, query or fragment (support/urls.py). The commit author is the configured git identity, or
+mlops-bot when there is none.
 """
 
 from __future__ import annotations
@@ -28,8 +29,9 @@ from typing import Protocol
 
 from ..config.model import DeployTarget
 from ..errors import RemoteError, UsageError
+from ..support.urls import redact, redact_text
 from . import yamledit
-from .base import DeployContext, DeployRequest, DeployResult
+from .base import DeployRequest, DeployResult, DeploySession
 
 PUSH_ATTEMPTS = 5
 GIT_TIMEOUT_S = 300.0
@@ -45,10 +47,6 @@ class ChangeRequests(Protocol):
         ...
 
 
-def shown(url: str) -> str:
-    return re.sub(r"(?<=://)[^/@]*@", "", url)
-
-
 class _Git:
     def __init__(self, work: Path, timeout: float, url: str, env: Mapping[str, str]) -> None:
         self.work, self.timeout, self.url = work, timeout, url
@@ -60,17 +58,17 @@ class _Git:
             done = subprocess.run(["git", *args], cwd=cwd or self.work, env=self.env, capture_output=True, text=True,
                                   timeout=self.timeout, stdin=subprocess.DEVNULL, check=False)
         except subprocess.TimeoutExpired:
-            raise RemoteError("git", None, shown(self.url), f"git {args[0]} timed out after {self.timeout:g}s; "
+            raise RemoteError("git", None, redact(self.url), f"git {args[0]} timed out after {self.timeout:g}s; "
                               "check the network or raise the target's timeout") from None
         except FileNotFoundError:
             raise UsageError("gitops deploy needs the `git` program; install it.") from None
         if check and done.returncode != 0:
-            raise RemoteError("git", None, shown(self.url), f"git {args[0]} failed: {self.tail(done)}")
+            raise RemoteError("git", None, redact(self.url), f"git {args[0]} failed: {self.tail(done)}")
         return done
 
     def tail(self, done: subprocess.CompletedProcess[str]) -> str:
         lines = [line.strip() for line in (done.stderr or done.stdout).splitlines() if line.strip()]
-        return shown(" | ".join(lines[-3:])) or f"exit code {done.returncode}"
+        return redact_text(" | ".join(lines[-3:])) or f"exit code {done.returncode}"
 
     def out(self, *args: str) -> str:
         return self.run(*args).stdout.strip()
@@ -103,19 +101,19 @@ def message(request: DeployRequest, target: DeployTarget) -> tuple[str, str]:
     return subject, "\n".join(lines).strip()
 
 
-def deploy(target: DeployTarget, request: DeployRequest, context: DeployContext) -> DeployResult:
+def deploy(target: DeployTarget, request: DeployRequest, session: DeploySession) -> DeployResult:
     if not target.file or not target.set:
         raise UsageError(f"deploy target '{target.name}' (gitops) needs file: and set: in ml.yaml.")
-    url = repo_url(target, context.root, context.env)
+    url = repo_url(target, session.root, session.env)
     with tempfile.TemporaryDirectory(prefix="mlops-bot-gitops-") as tmp:
         work = Path(tmp) / "repo"
-        git = _Git(work, target.timeout or GIT_TIMEOUT_S, url, context.env)
+        git = _Git(work, target.timeout or GIT_TIMEOUT_S, url, session.env)
         branch = ("--branch", target.branch) if target.branch else ()
         git.run("clone", "--quiet", "--depth", "1", "--no-tags", *branch, "--", url, str(work), cwd=Path(tmp))
         base = git.out("symbolic-ref", "--short", "HEAD")
         if target.pull_request:
-            return _pull_request(git, target, request, context, base)
-        return _push(git, target, request, context, base)
+            return _pull_request(git, target, request, session, base)
+        return _push(git, target, request, session, base)
 
 
 def _apply(git: _Git, target: DeployTarget, request: DeployRequest) -> bool:
@@ -126,7 +124,7 @@ def _apply(git: _Git, target: DeployTarget, request: DeployRequest) -> bool:
         raise UsageError(f"deploy target '{target.name}': {target.file} leads outside the repository; "
                          "point file: at the manifest itself.")
     if not path.is_file():
-        raise UsageError(f"deploy target '{target.name}': {target.file} does not exist in {shown(git.url)}; "
+        raise UsageError(f"deploy target '{target.name}': {target.file} does not exist in {redact(git.url)}; "
                          "fix file: or the branch.")
     text = path.read_text(encoding="utf-8")
     values = {key: yamledit.fill(value, request.placeholders()) for key, value in target.set.items()}
@@ -154,7 +152,7 @@ def _commit(git: _Git, target: DeployTarget, request: DeployRequest) -> str:
     return git.out("rev-parse", "HEAD")
 
 
-def _push(git: _Git, target: DeployTarget, request: DeployRequest, context: DeployContext, base: str) \
+def _push(git: _Git, target: DeployTarget, request: DeployRequest, session: DeploySession, base: str) \
         -> DeployResult:
     for attempt in range(1, PUSH_ATTEMPTS + 1):
         if not _apply(git, target, request):
@@ -164,11 +162,11 @@ def _push(git: _Git, target: DeployTarget, request: DeployRequest, context: Depl
         done = git.run("push", "--quiet", "origin", f"HEAD:refs/heads/{base}", check=False)
         if done.returncode == 0:
             return DeployResult(target.name, target.type, "succeeded", f"pushed {sha[:12]} to {base} of "
-                                f"{shown(git.url)}", commit=sha)
+                                f"{redact(git.url)}", commit=sha)
         if not _RACE.search(done.stderr) or attempt == PUSH_ATTEMPTS:
-            raise RemoteError("git", None, shown(git.url), f"push to {base} failed after {attempt} attempt(s): "
+            raise RemoteError("git", None, redact(git.url), f"push to {base} failed after {attempt} attempt(s): "
                               f"{git.tail(done)}")
-        context.echo(f"mlops-bot: deploy {target.name}: {base} moved on the remote; fetching and re-applying")
+        session.echo(f"mlops-bot: deploy {target.name}: {base} moved on the remote; fetching and re-applying")
         git.run("fetch", "--quiet", "--depth", "1", "origin", base)
         git.run("reset", "--quiet", "--hard", "FETCH_HEAD")
     raise AssertionError("unreachable: the last attempt returns or raises")
@@ -179,9 +177,9 @@ def head_branch(request: DeployRequest) -> str:
     return f"mlops-bot/deploy-{model}-v{request.version}"
 
 
-def _pull_request(git: _Git, target: DeployTarget, request: DeployRequest, context: DeployContext, base: str) \
+def _pull_request(git: _Git, target: DeployTarget, request: DeployRequest, session: DeploySession, base: str) \
         -> DeployResult:
-    if context.forge is None:
+    if session.forge is None:
         raise UsageError(f"deploy target '{target.name}' has pull_request: true, but no forge is available here "
                          "(run in GitHub Actions or GitLab CI with a token, or push to the branch instead).")
     if not _apply(git, target, request):
@@ -197,7 +195,7 @@ def _pull_request(git: _Git, target: DeployTarget, request: DeployRequest, conte
         lease = f"--force-with-lease=refs/heads/{head}:{remote[0] if remote else ''}"
         git.run("push", "--quiet", lease, "origin", f"HEAD:refs/heads/{head}")
     subject, body = message(request, target)
-    link = context.forge.open_pull_request(head=head, base=base, title=subject, body=body)
+    link = session.forge.open_pull_request(head=head, base=base, title=subject, body=body)
     return DeployResult(target.name, target.type, "succeeded", f"pull request {link} from {head} into {base}",
                         url=link, commit=sha)
 

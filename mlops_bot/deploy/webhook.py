@@ -20,31 +20,30 @@ altered), and treats a second request with an Idempotency-Key it has processed a
 
 The secret is read from the environment variable named by `secret_env`. Connection errors, timeouts,
 408, 429 and 5xx are retried (bounded, exponential backoff, or the server's Retry-After when given, capped);
-any other 4xx fails at once; 3xx is not followed. Neither the secret nor the URL's query string or
-credentials appear in logs or results.
+any other 4xx fails at once; 3xx is not followed (support/retry.py). Neither the secret nor the URL's query
+string, fragment or credentials appear in logs or results (support/urls.py).
 """
 
 from __future__ import annotations
 
-import email.utils
 import hashlib
 import hmac
 import json
-import random
-import re
 import time
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from .. import __version__
 from ..config.model import DeployTarget
 from ..console import log
 from ..errors import RemoteError, UsageError
-from .base import DeployContext, DeployRequest, DeployResult
+from ..support.retry import Retrier, RetryPolicy, parse_retry_after
+from ..support.urls import redact
+from .base import DeployRequest, DeployResult, DeploySession
 
 if TYPE_CHECKING:
     import httpx
-    import tenacity
 
 ATTEMPTS = 5
 BACKOFF_S = 1.0  # first wait; doubles each retry
@@ -53,15 +52,21 @@ TIMEOUT_S = 30.0
 RETRY_STATUSES = frozenset({408, 429})
 
 
+@dataclass(frozen=True)
+class DeliveryOptions:
+    """How hard `deliver` tries; `sleep` is injectable so tests never really wait."""
+
+    timeout: float = TIMEOUT_S  # one request
+    attempts: int = ATTEMPTS
+    backoff: float = BACKOFF_S
+    echo: Callable[[str], None] = log
+    sleep: Callable[[float], None] = time.sleep
+
+
 class _Retryable(Exception):
     def __init__(self, status: int | None, why: str, retry_after: float | None = None) -> None:
         super().__init__(why)
         self.status, self.why, self.retry_after = status, why, retry_after
-
-
-def shown(url: str) -> str:
-    """The URL without credentials or query string (either may hold a token)."""
-    return re.sub(r"(?<=://)[^/@?#]*@", "", url).split("?", 1)[0].split("#", 1)[0]
 
 
 def sign(body: bytes, secret: str) -> str:
@@ -98,41 +103,37 @@ def _secret(target: DeployTarget, env: Mapping[str, str]) -> str:
     return secret
 
 
-def deploy(target: DeployTarget, request: DeployRequest, context: DeployContext) -> DeployResult:
+def deploy(target: DeployTarget, request: DeployRequest, session: DeploySession) -> DeployResult:
     if not target.url:
         raise UsageError(f"deploy target '{target.name}' (webhook) has no url; add url: to it in ml.yaml.")
-    secret = _secret(target, context.env)
+    secret = _secret(target, session.env)
     timestamp = int(time.time())
-    body = payload(request, target.name, context.delivery, timestamp)
-    status = deliver(target.url, body, headers(body, secret, request, context.delivery, timestamp),
-                     timeout=target.timeout or TIMEOUT_S, echo=context.echo)
-    return DeployResult(target.name, target.type, "succeeded", f"POST {shown(target.url)} answered {status}")
+    body = payload(request, target.name, session.delivery, timestamp)
+    status = deliver(target.url, body, headers(body, secret, request, session.delivery, timestamp),
+                     DeliveryOptions(timeout=target.timeout or TIMEOUT_S, echo=session.echo))
+    return DeployResult(target.name, target.type, "succeeded", f"POST {redact(target.url)} answered {status}")
 
 
-def deliver(url: str, body: bytes, request_headers: Mapping[str, str], *, timeout: float = TIMEOUT_S,
-            attempts: int = ATTEMPTS, backoff: float = BACKOFF_S, echo: Callable[[str], None] = log) -> int:
+def deliver(url: str, body: bytes, request_headers: Mapping[str, str],
+            options: DeliveryOptions | None = None) -> int:
     """POSTs until a 2xx (returned) or a final failure (RemoteError); the same bytes on every attempt."""
     import httpx
-    import tenacity
 
-    def before_sleep(state: tenacity.RetryCallState) -> None:
-        failure = state.outcome.exception() if state.outcome else None
-        wait = state.next_action.sleep if state.next_action else 0.0
-        echo(f"mlops-bot: webhook POST {shown(url)}: {failure}; retry {state.attempt_number}/{attempts - 1} "
-             f"in {wait:.1f}s")
+    options = options or DeliveryOptions()
+    policy = RetryPolicy(initial_wait=options.backoff, max_wait=MAX_WAIT_S, retry_after_cap=MAX_WAIT_S,
+                         attempts=options.attempts)
 
-    retrying = tenacity.Retrying(stop=tenacity.stop_after_attempt(attempts), wait=_wait(backoff),
-                                 retry=tenacity.retry_if_exception_type(_Retryable), before_sleep=before_sleep,
-                                 reraise=True)
+    def before_sleep(failure: BaseException, attempt: int, wait: float) -> None:
+        options.echo(f"mlops-bot: webhook POST {redact(url)}: {failure}; retry {attempt}/{options.attempts - 1} "
+                     f"in {wait:.1f}s")
+
     try:
-        with httpx.Client(timeout=timeout, follow_redirects=False) as client:
-            for attempt in retrying:
-                with attempt:
-                    return _post(client, url, body, request_headers)
+        with httpx.Client(timeout=options.timeout, follow_redirects=False) as client:
+            return Retrier(policy, sleep=options.sleep).call(lambda: _post(client, url, body, request_headers),
+                                                            _Retryable, before_sleep)
     except _Retryable as exc:
-        raise RemoteError("webhook", exc.status, shown(url), f"{exc.why}, still after {attempts} attempts; "
-                          "check the receiver and run `mlops-bot deploy` again") from None
-    raise AssertionError("unreachable: tenacity returns or raises")
+        raise RemoteError("webhook", exc.status, redact(url), f"{exc.why}, still after {options.attempts} "
+                          "attempts; check the receiver and run `mlops-bot deploy` again") from None
 
 
 def _post(client: httpx.Client, url: str, body: bytes, request_headers: Mapping[str, str]) -> int:
@@ -143,36 +144,12 @@ def _post(client: httpx.Client, url: str, body: bytes, request_headers: Mapping[
     except httpx.TransportError as exc:  # connect, read and write errors and timeouts
         raise _Retryable(None, type(exc).__name__) from None
     except httpx.HTTPError as exc:
-        raise RemoteError("webhook", None, shown(url), f"{type(exc).__name__}; check the url in ml.yaml") from None
+        raise RemoteError("webhook", None, redact(url), f"{type(exc).__name__}; check the url in ml.yaml") from None
     code = answer.status_code
     if code in RETRY_STATUSES or code >= 500:
-        raise _Retryable(code, f"HTTP {code}", _retry_after(answer.headers.get("Retry-After")))
+        raise _Retryable(code, f"HTTP {code}", parse_retry_after(answer.headers.get("Retry-After")))
     if code >= 300:
         hint = "point url at the final address" if code < 400 else "the receiver refused the delivery"
-        raise RemoteError("webhook", code, shown(url), f"{answer.text[:200].strip() or answer.reason_phrase}; "
+        raise RemoteError("webhook", code, redact(url), f"{answer.text[:200].strip() or answer.reason_phrase}; "
                           f"{hint}")
     return code
-
-
-def _retry_after(value: str | None) -> float | None:
-    """Seconds to wait from a Retry-After header: delta-seconds or an HTTP date."""
-    if not value:
-        return None
-    if value.strip().isdigit():
-        return float(value.strip())
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(when.timestamp() - time.time(), 0.0)
-
-
-def _wait(backoff: float) -> Callable[[Any], float]:
-    def wait(state: Any) -> float:
-        failure = state.outcome.exception() if state.outcome else None
-        if isinstance(failure, _Retryable) and failure.retry_after is not None:
-            return min(failure.retry_after, MAX_WAIT_S)
-        base = backoff * 2 ** (state.attempt_number - 1)
-        return float(min(base * random.uniform(0.5, 1.0), MAX_WAIT_S))  # jitter: retries of many bots spread out
-
-    return wait

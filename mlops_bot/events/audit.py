@@ -17,14 +17,18 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
-from ..support.state import local_state_dir
+from ..support.state import AUDIT_FILE, AUDIT_LOCK_FILE, EVENTS_DIR, local_state_dir, state_path
 
 if TYPE_CHECKING:
-    from .bus import Event
+    from .event import Event
 
-AUDIT_FILE = "audit.jsonl"
 MAX_BYTES = 10 * 1024 * 1024
 KEEP = 5
+
+
+def events_dir(root: Path) -> Path:
+    """Where the project at `root` keeps its audit log (and `serve`'s and `watch`'s spools)."""
+    return state_path(root, EVENTS_DIR)
 
 
 class EventLog:
@@ -59,7 +63,7 @@ class EventLog:
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
-        fd = os.open(self.directory / "audit.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(self.directory / AUDIT_LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             yield
@@ -186,7 +190,7 @@ def _inode(path: Path) -> int | None:
 
 
 def _parse_lines(lines: Iterable[bytes]) -> Iterator[Event]:
-    from .bus import Event
+    from .event import Event
 
     for line in lines:
         if not line.strip():

@@ -1,4 +1,5 @@
-"""What each `on:` action does with an event; every one calls the flow the command line uses.
+"""The `on:` action table: what each action does with an event; every one calls the flow the command line
+uses. `rule_handler` hands the table to events/rules.py; `run_held_rules` is CI mode's after-command step.
 
 - deploy: `deploy_all` for the event's version of the model. For an alias event, only while the alias
   still points at that version: a late or replayed delivery never deploys an older version over a newer.
@@ -19,27 +20,31 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from .. import __version__
+from ..config.model import Config
 from ..console import log
-from ..errors import UsageError
-from ..events.rules import Action, ActionContext, kind
+from ..errors import BotError, UsageError
+from ..events.bus import Bus
+from ..events.rules import RuleHandler, kind
+from .project import Opener, Project
 
 if TYPE_CHECKING:
-    from ..ci.context import CIContext
-    from ..events.bus import Event
+    from ..events.event import Event
+
+Action = Callable[[Project, "Event"], bool]
 
 NOTIFY_URL = "MLOPS_BOT_NOTIFY_URL"
 NOTIFY_SECRET = "MLOPS_BOT_NOTIFY_SECRET"
 
 
-def _ours(context: ActionContext, event: Event) -> bool:
+def _ours(project: Project, event: Event) -> bool:
     model = event.data.get("model")
-    if model and model != context.config.model.name:
-        log(f"mlops-bot: {event.type} is about model {model!r}, not {context.config.model.name!r}; skipped.")
+    if model and model != project.config.model.name:
+        log(f"mlops-bot: {event.type} is about model {model!r}, not {project.config.model.name!r}; skipped.")
         return False
     return True
 
@@ -49,89 +54,91 @@ def _value(event: Event, name: str) -> str | None:
     return None if value in (None, "") else str(value)
 
 
-def deploy(context: ActionContext, event: Event) -> bool:
+def deploy(project: Project, event: Event) -> bool:
     from ..deploy import deploy_all, raise_for_failures
     from ..registry import alias_holder
 
     version = _value(event, "version")
-    if not _ours(context, event) or version is None:
-        log(f"mlops-bot: {event.type} names no version of {context.config.model.name}; nothing to deploy.")
+    if not _ours(project, event) or version is None:
+        log(f"mlops-bot: {event.type} names no version of {project.config.model.name}; nothing to deploy.")
         return True
     alias = _value(event, "alias")
     if alias and kind(event.type) == "model_version.alias_set":
-        holder = alias_holder(context.registry, context.config.model.name, alias)
+        holder = alias_holder(project.registry, project.config.model.name, alias)
         if holder is None or holder.version != version:
             now = f"v{holder.version}" if holder else "unset"
             log(f"mlops-bot: the {alias} alias is {now} now, not v{version}; a stale event deploys nothing.")
             return True
-    raise_for_failures(deploy_all(context.config, context.registry, version))
+    raise_for_failures(deploy_all(project.config, project.registry, version))
     return True
 
 
-def promote(context: ActionContext, event: Event) -> bool:
+def promote(project: Project, event: Event) -> bool:
     from ..ci.context import read_context
     from .compare import compare_registry
     from .promote import promote_flow
 
     run_id = _value(event, "run_id")
-    if not _ours(context, event) or run_id is None:
+    if not _ours(project, event) or run_id is None:
         log(f"mlops-bot: {event.type} names no run; nothing to promote.")
         return False
-    decision = compare_registry(context.config, context.registry, run_id)
-    promotion, _ = promote_flow(context.config, context.registry, decision, read_context(context.env), True)
+    decision = compare_registry(project.config, project.registry, run_id)
+    promotion, _ = promote_flow(project.config, project.registry, decision, read_context(project.env), True)
     log(f"mlops-bot: {promotion.reason}")
     return promotion.is_champion
 
 
-def compare(context: ActionContext, event: Event) -> bool:
+def compare(project: Project, event: Event) -> bool:
     from .compare import compare_registry
 
     run_id = _value(event, "run_id")
-    if not _ours(context, event) or run_id is None:
+    if not _ours(project, event) or run_id is None:
         log(f"mlops-bot: {event.type} names no run; nothing to compare.")
         return False
-    decision = compare_registry(context.config, context.registry, run_id)
+    decision = compare_registry(project.config, project.registry, run_id)
     log(f"mlops-bot: {decision.verdict}: {decision.summary}")
     return decision.passed
 
 
-def gate(context: ActionContext, event: Event) -> bool:
+def gate(project: Project, event: Event) -> bool:
     from .gate import check_gate, describe_gate
 
-    if not _ours(context, event):
+    if not _ours(project, event):
         return False
-    result = check_gate(context.config, context.registry, version=_value(event, "version"))
+    result = check_gate(project.config, project.registry, version=_value(event, "version"))
     log(f"mlops-bot: {describe_gate(result)}")
     return result.is_open
 
 
-def notify(context: ActionContext, event: Event) -> bool:
-    from ..deploy.webhook import deliver, shown, sign
+def notify(project: Project, event: Event) -> bool:
+    from ..deploy.webhook import deliver, sign
+    from ..support.urls import redact
 
-    url = context.env.get(NOTIFY_URL, "")
+    url = project.env.get(NOTIFY_URL, "")
     if not url:
         raise UsageError(f"the notify action needs {NOTIFY_URL}: set it to the URL to POST events to.")
     body = json.dumps({"delivery_id": event.id, "timestamp": int(time.time()), "event": event.to_dict()},
                       sort_keys=True, separators=(",", ":"), default=str).encode()
     headers = {"Content-Type": "application/json", "User-Agent": f"mlops-bot/{__version__}",
                "X-MLOps-Bot-Event": event.type, "X-MLOps-Bot-Delivery": event.id, "Idempotency-Key": event.id}
-    secret = context.env.get(NOTIFY_SECRET, "")
+    secret = project.env.get(NOTIFY_SECRET, "")
     if secret:
         headers["X-MLOps-Bot-Signature"] = sign(body, secret)
     status = deliver(url, body, headers)
-    log(f"mlops-bot: notified {shown(url)} of {event.type}: HTTP {status}")
+    log(f"mlops-bot: notified {redact(url)} of {event.type}: HTTP {status}")
     return True
 
 
-def retrain(context: ActionContext, event: Event) -> bool:
-    from ..ci.context import read_context
+def retrain(project: Project, event: Event) -> bool:
+    from ..ci.context import read_context, read_forge_context
     from ..forges import open_forge
 
-    ci = read_context(context.env)
-    ci = _service_context(context.env) if not ci.in_ci else replace(
-        ci, workflow=context.env.get("MLOPS_BOT_RETRAIN_WORKFLOW") or ci.workflow)
-    forge = open_forge(ci, context.env, root=context.config.root)
-    ref = context.env.get("MLOPS_BOT_RETRAIN_REF") or ci.default_branch or "main"
+    ci = read_context(project.env)
+    if not ci.in_ci:  # `serve` or `watch`: the forge is named by MLOPS_BOT_FORGE
+        ci = read_forge_context(project.env, reason="an `on:` rule asked to retrain")
+    ci = replace(ci, workflow=project.env.get("MLOPS_BOT_RETRAIN_WORKFLOW") or ci.workflow)
+    forge = open_forge(ci, project.env, root=project.config.root)
+    ref = project.env.get("MLOPS_BOT_RETRAIN_REF") or ci.default_branch or "main"
     # A workflow_dispatch with inputs the workflow does not declare is refused (422); GitLab takes any variable.
     inputs = {} if ci.platform == "github" else {"MLOPS_BOT_EVENT": event.type, "MLOPS_BOT_EVENT_ID": event.id}
     url = forge.trigger_pipeline(ref, inputs)
@@ -139,27 +146,43 @@ def retrain(context: ActionContext, event: Event) -> bool:
     return True
 
 
-def _service_context(env: Mapping[str, str]) -> CIContext:
-    from ..ci.context import CIContext
-
-    platform = env.get("MLOPS_BOT_FORGE", "").strip().lower()
-    why = "an `on:` rule asked to retrain"
-    if platform == "github":
-        return CIContext(platform="github", event="mlops-bot", flow="none", reason=why,
-                         repository=env.get("GITHUB_REPOSITORY", ""),
-                         api_url=env.get("GITHUB_API_URL", "https://api.github.com").rstrip("/"),
-                         server_url=env.get("GITHUB_SERVER_URL", "https://github.com").rstrip("/"),
-                         workflow=env.get("MLOPS_BOT_RETRAIN_WORKFLOW", ""))
-    if platform == "gitlab":
-        server = env.get("CI_SERVER_URL", "https://gitlab.com").rstrip("/")
-        return CIContext(platform="gitlab", event="mlops-bot", flow="none", reason=why,
-                         repository=env.get("CI_PROJECT_PATH", ""), server_url=server,
-                         api_url=env.get("CI_API_V4_URL", f"{server}/api/v4"), project_id=env.get("CI_PROJECT_ID", ""),
-                         default_branch=env.get("CI_DEFAULT_BRANCH", ""))
-    raise UsageError("the retrain action runs outside CI only with MLOPS_BOT_FORGE=github (GITHUB_REPOSITORY, "
-                     "MLOPS_BOT_RETRAIN_WORKFLOW, GITHUB_TOKEN) or MLOPS_BOT_FORGE=gitlab (CI_SERVER_URL, "
-                     "CI_PROJECT_ID, CI_PROJECT_PATH, GITLAB_TOKEN).")
-
-
 ACTIONS: dict[str, Action] = {"deploy": deploy, "promote": promote, "compare": compare, "gate": gate,
                               "notify": notify, "retrain": retrain}
+
+
+class ProjectActions:
+    """The ActionRunner of events/rules.py: ACTIONS on one Project, whose registry is opened when an action
+    first needs it and closed when the event is handled."""
+
+    def __init__(self, project: Project) -> None:
+        self.project = project
+
+    def run(self, action: str, event: Event) -> bool:
+        if action not in ACTIONS:
+            raise UsageError(f"unknown `on:` action '{action}'; use one of {', '.join(ACTIONS)}.")
+        return ACTIONS[action](self.project, event)
+
+    def close(self) -> None:
+        self.project.close()
+
+
+def rule_handler(config: Config, env: Mapping[str, str], opener: Opener | None = None) -> RuleHandler:
+    """The handler of ml.yaml's `on:` rules, for `serve`, `watch` and CI mode."""
+    return RuleHandler(config.rules, lambda: ProjectActions(Project.of(config, env, opener)))
+
+
+def run_held_rules(bus: Bus, project: Project) -> None:
+    """CI mode: once the command has done its own work, its events meet the `on:` rules of the ml.yaml it was
+    given. MLOPS_BOT_RULES=off leaves them to `serve`/`watch` alone."""
+    if not bus.held or project.env.get("MLOPS_BOT_RULES", "on") == "off":
+        return
+    try:
+        config = project.config_if_present()
+    except BotError as exc:
+        log(f"mlops-bot: warning: the `on:` rules did not run for {bus.held} event(s): {project.config_path} "
+            f"could not be loaded:\n{exc}")
+        return
+    if config is None or not config.rules:
+        return
+    bus.subscribe(rule_handler(config, project.env))
+    bus.drain()

@@ -12,20 +12,17 @@ is also written to `.mlops-bot/decision.json` for a follow-up job (the fork-safe
 from __future__ import annotations
 
 import argparse
-import os
-from collections.abc import Mapping
-from pathlib import Path
 
 from ..ci.context import CIContext, read_context
 from ..ci.outputs import CIOutput
-from ..config import load_config
 from ..config.model import Config
 from ..console import annotation, log
 from ..decide.decision import Decision
-from ..errors import EXIT_NEGATIVE, EXIT_OK
+from ..errors import EXIT_NEGATIVE, EXIT_OK, BotError
 from ..registry.base import Registry
+from ..support.state import DECISION_FILE, state_path
+from .project import Project
 
-DECISION_FILE = ".mlops-bot/decision.json"
 # ml.yaml's promote.on names the CI's events; push covers GitHub's push and GitLab's push pipelines.
 _PROMOTE_EVENTS = {"push": "push", "web": "manual", "workflow_dispatch": "workflow_dispatch",
                    "schedule": "schedule", "api": "manual", "trigger": "manual"}
@@ -37,24 +34,16 @@ def configure(parser: argparse.ArgumentParser) -> None:
                      "the registry or the forge failed.")
 
 
-def main(args: argparse.Namespace, env: Mapping[str, str] | None = None) -> int:
-    env = os.environ if env is None else env
-    context = read_context(env)
+def main(args: argparse.Namespace, project: Project) -> int:
+    context = read_context(project.env)
     log(f"mlops-bot ci: {context.platform} {context.event}: {context.flow} ({context.reason})")
     if context.flow == "none":
         annotation("notice", f"mlops-bot: nothing to do: {context.reason}")
         return EXIT_OK
-    config = load_config(Path(args.directory) / args.config)
-    from ..registry import open_registry
-
-    registry = open_registry(config.tracking.uri, config.root)
-    out = CIOutput(context.platform, env, root=config.root)
-    try:
-        if context.flow == "gate":
-            return _gate(config, registry, out)
-        return _check_and_promote(config, registry, context, env, out, post=not args.no_post)
-    finally:
-        registry.close()
+    out = CIOutput(context.platform, project.env, root=project.config.root)
+    if context.flow == "gate":
+        return _gate(project.config, project.registry, out)
+    return _check_and_promote(project, context, out, post=not args.no_post)
 
 
 def _gate(config: Config, registry: Registry, out: CIOutput) -> int:
@@ -68,22 +57,27 @@ def _gate(config: Config, registry: Registry, out: CIOutput) -> int:
     return EXIT_OK if result.is_open else EXIT_NEGATIVE
 
 
-def _check_and_promote(config: Config, registry: Registry, context: CIContext, env: Mapping[str, str],
-                       out: CIOutput, post: bool) -> int:
+def _check_and_promote(project: Project, context: CIContext, out: CIOutput, post: bool) -> int:
+    """Run, compare, promote where allowed, then report. The report is never lost: a deploy target that
+    failed is raised (exit 3) only after the comment, status, summary and outputs were written."""
     from ..pipeline.execute import run_pipeline
-    from .compare import compare_registry, workspace_predictions
-    from .report import links_for, publish
+    from .compare import Predictions, compare_registry, workspace_predictions
+    from .report import Delivery, links_for, publish
 
+    config, registry = project.config, project.registry
     result = run_pipeline(config, registry)
-    decision = compare_registry(config, registry, result.run_id, workspace_predictions(config))
+    decision = compare_registry(config, registry, result.run_id, Predictions(workspace_predictions(config)))
     _write_decision(config, decision)
     values = {"run-id": result.run_id or "", "reused": "true" if result.reused else "false", "promoted": "false",
               "model-version": ""}
+    failure: BotError | None = None
     if context.flow == "promote" and _may_promote(config, context):
-        values.update(_promote(config, registry, decision, context))
-    publication = publish(decision, context, env, settings=config.report, root=config.root, post=post,
-                          links=links_for(context, decision, config.tracking.uri))
+        decision, failure = _promote(config, registry, decision, context, values)
+    links = links_for(context, decision, config.tracking.uri)
+    publication = publish(decision, Delivery(context, project.env, config.root, config.report, links, post=post))
     out.outputs({**values, "report-path": str(publication.report_file)})
+    if failure is not None:
+        raise failure
     return EXIT_OK if decision.passed else EXIT_NEGATIVE
 
 
@@ -95,18 +89,28 @@ def _may_promote(config: Config, context: CIContext) -> bool:
     return False
 
 
-def _promote(config: Config, registry: Registry, decision: Decision, context: CIContext) -> dict[str, str]:
-    from .promote import promote_flow
+def _promote(config: Config, registry: Registry, decision: Decision, context: CIContext,
+             values: dict[str, str]) -> tuple[Decision, BotError | None]:
+    """The decision that counted (judged again if the champion moved under the lock) and the deploy failure,
+    if any, kept until the report is out."""
+    from ..deploy import raise_for_failures
+    from .promote import deploy_champion, promote_run
 
-    promotion, _ = promote_flow(config, registry, decision, context, run_given=True)
-    return {"promoted": "true" if promotion.is_champion else "false", "model-version": promotion.version.version}
+    promotion = promote_run(config, registry, decision, context, run_given=True)
+    values.update(promoted="true" if promotion.is_champion else "false", **{"model-version": promotion.version.version})
+    if promotion.decision is not decision:
+        _write_decision(config, promotion.decision)
+    try:
+        raise_for_failures(deploy_champion(config, registry, promotion))
+    except BotError as exc:
+        return promotion.decision, exc
+    return promotion.decision, None
 
 
 def _write_decision(config: Config, decision: Decision) -> None:
     import json
 
-    from ..pipeline.hashing import write_atomic
+    from ..support.files import write_atomic
 
-    path = config.root / DECISION_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path = state_path(config.root, DECISION_FILE)
     write_atomic(path, json.dumps(decision.to_dict(), indent=2) + "\n")

@@ -11,22 +11,24 @@ from __future__ import annotations
 
 import argparse
 import shutil
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from ..config import load_config
 from ..config.model import Compare, Config
 from ..console import emit_json, log
 from ..decide.decision import Challenger, Champion, Decision, SignificanceResult
 from ..decide.significance import significance_of
 from ..decide.verdict import decide
 from ..errors import EXIT_NEGATIVE, EXIT_OK, DataError, UsageError
-from ..events.bus import emit, model_subject
-from ..lifecycle.champion import challenger_from_run, champion_history, latest_run_id, resolve_champion
+from ..events.bus import emit
+from ..events.event import model_subject
+from ..lifecycle.champion import challenger_from_run, earlier_champions, latest_run_id, resolve_champion
 from ..lifecycle.rescore import rescore
 from ..metrics.files import paired_scores, read_metrics, read_predictions
 from ..registry.base import Registry
 from ..report.markdown import Links, render_markdown
+from .project import Project
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -42,9 +44,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
                      "significant, if ml.yaml asks), 1 when they do not, 3 when inputs are missing or unusable.")
 
 
-def main(args: argparse.Namespace) -> int:
-    root = Path(args.directory)
-    config = load_config(root / args.config)
+def main(args: argparse.Namespace, project: Project) -> int:
+    root, config = project.directory, project.config
     links = Links()
     if args.challenger_metrics and args.champion_metrics:
         decision = compare_files(config, root / args.challenger_metrics, root / args.champion_metrics,
@@ -52,15 +53,10 @@ def main(args: argparse.Namespace) -> int:
     elif args.challenger_metrics or args.champion_metrics:
         raise UsageError("offline compare needs both --challenger-metrics and --champion-metrics.")
     else:
-        from ..registry import open_registry
-
-        registry = open_registry(config.tracking.uri, config.root)
-        try:
-            decision = compare_registry(config, registry, args.run, _path(root, args.challenger_predictions),
-                                        _path(root, args.champion_predictions))
-            links = _links(registry.tracking_uri, decision)
-        finally:
-            registry.close()
+        registry = project.registry
+        predictions = Predictions(_path(root, args.challenger_predictions), _path(root, args.champion_predictions))
+        decision = compare_registry(config, registry, args.run, predictions)
+        links = _links(registry.tracking_uri, decision)
     return finish(decision, config, args, links)
 
 
@@ -76,24 +72,32 @@ def compare_files(config: Config, challenger_metrics: Path, champion_metrics: Pa
     return decide(config.model.name, config.compare, challenger, champion, significance=significance, now=now)
 
 
+@dataclass(frozen=True)
+class Predictions:
+    """Per-row predictions files for the significance test; None: found by the comparison where it can."""
+
+    challenger: Path | None = None
+    champion: Path | None = None
+
+
 def compare_registry(config: Config, registry: Registry, run_id: str | None,
-                     challenger_predictions: Path | None = None, champion_predictions: Path | None = None,
-                     now: datetime | None = None, rescore_champion: bool = True) -> Decision:
+                     predictions: Predictions = Predictions(), now: datetime | None = None) -> Decision:
     """The decision for a tracking run against the registered champion, with earlier champions for the chart.
 
     Without `run_id` the challenger is the run last produced in this workspace, and its predictions default
     to the file the pipeline wrote; for another run they must be given. With `compare.rescore_champion`,
-    the champion's model is scored again by the evaluation step on today's data (see rescore.py).
+    the champion's model is scored again by the evaluation step on today's data (lifecycle/rescore.py).
     """
+    challenger_predictions, champion_predictions = predictions.challenger, predictions.champion
     run = registry.get_run(run_id or latest_run_id(config, registry))
     challenger = challenger_from_run(run)
     champion = resolve_champion(registry, config.model.name, config.compare.champion.alias)
-    history = champion_history(registry, config.model.name, config.report.history, champion)
+    history = earlier_champions(registry, config.model.name, config.report.history, champion)
     if challenger_predictions is None and run_id is None:
         challenger_predictions = workspace_predictions(config)
     workdir = None
     try:
-        if champion is not None and config.compare.rescore_champion and rescore_champion:
+        if champion is not None and config.compare.rescore_champion:
             rescored = rescore(config, registry, champion)
             champion, workdir = rescored.champion, rescored.workdir
             champion_predictions = champion_predictions or rescored.predictions
@@ -103,7 +107,7 @@ def compare_registry(config: Config, registry: Registry, run_id: str | None,
         if workdir is not None:
             shutil.rmtree(workdir, ignore_errors=True)
     decision = decide(config.model.name, config.compare, challenger, champion, significance=significance,
-                      history=history, now=now)
+                      now=now).with_history(history)
     emit(config, "decision.made", model_subject(config.model.name), {
         "model": config.model.name, "verdict": decision.verdict, "summary": decision.summary, "run_id": run.run_id,
         "champion_version": champion.version if champion else None, "bootstrap": decision.bootstrap})
@@ -133,10 +137,9 @@ def finish(decision: Decision, config: Config, args: argparse.Namespace, links: 
     markdown = render_markdown(decision, links=links, history=config.report.history,
                                chart=config.report.chart == "mermaid")
     if args.out:
-        from ..pipeline.hashing import write_atomic
+        from ..support.files import write_atomic
 
         out = Path(args.directory) / args.out
-        out.parent.mkdir(parents=True, exist_ok=True)
         write_atomic(out, markdown)
     if args.json:
         emit_json(decision.to_dict())

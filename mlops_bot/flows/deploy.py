@@ -11,13 +11,13 @@ import argparse
 import os
 from pathlib import Path
 
-from ..config import load_config
 from ..config.model import Config
 from ..console import emit_json, log
-from ..deploy import DeployResult, deploy_all, raise_for_failures
+from ..deploy import DeployOptions, DeployResult, deploy_all, raise_for_failures
 from ..errors import UsageError
 from ..registry import alias_holder
 from ..registry.base import Registry
+from .project import Project
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -59,19 +59,13 @@ def _champion(config: Config, registry: Registry) -> str:
     return holder.version
 
 
-def main(args: argparse.Namespace) -> int:
-    from ..registry import open_registry
-
-    config = load_config(Path(args.directory) / args.config)
-    registry = open_registry(config.tracking.uri, config.root)
-    try:
-        version = args.version or _champion(config, registry)
-        if not config.deploy:
-            log(f"mlops-bot: {config.path.name} declares no deploy targets; nothing to deploy.")
-        results = deploy_all(config, registry, version, args.target, forge=_ForgeWhenNeeded(config.root),
-                             force=args.force)
-    finally:
-        registry.close()
+def main(args: argparse.Namespace, project: Project) -> int:
+    config, registry = project.config, project.registry
+    version = args.version or _champion(config, registry)
+    if not config.deploy:
+        log(f"mlops-bot: {config.path.name} declares no deploy targets; nothing to deploy.")
+    results = deploy_all(config, registry, version, DeployOptions(targets=args.target, force=args.force,
+                                                                  forge=_ForgeWhenNeeded(config.root)))
     if args.json:
         emit_json({"model": config.model.name, "version": str(version), "results": [r.as_json() for r in results]})
     elif results:

@@ -12,13 +12,13 @@ import argparse
 import json
 import sys
 from collections.abc import Iterable, Sequence
-from pathlib import Path
 
 from ..console import emit_json
 from ..errors import EXIT_OK, UsageError
-from ..events.audit import EventLog
-from ..events.bus import EVENTS_DIR, Event
+from ..events.audit import EventLog, events_dir
+from ..events.event import Event
 from ..events.rules import kind
+from .project import Project
 
 DETAILS_WIDTH = 90
 
@@ -55,11 +55,11 @@ def print_table(events: Iterable[Event], header: bool = True) -> None:
         print("  ".join(row[i].ljust(widths[i]) for i in range(3)) + "  " + row[3], flush=True)
 
 
-def main(args: argparse.Namespace) -> int:
+def main(args: argparse.Namespace, project: Project) -> int:
     if args.last is not None and args.last < 0:
         raise UsageError("--last must be 0 or more.")
-    root = (Path(args.directory) / args.config).parent
-    log = EventLog(root / EVENTS_DIR)
+    root = project.config_path.parent
+    log = EventLog(events_dir(root))
     events, position = log.snapshot()
     events = [e for e in events if wanted(e, args.type)]
     if args.last is not None:

@@ -7,14 +7,13 @@ from __future__ import annotations
 import argparse
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
-from ..config import load_config
 from ..config.model import Config
 from ..console import emit_json, log
 from ..errors import EXIT_NEGATIVE, EXIT_OK, NotFound, UsageError
 from ..registry import alias_holder, tags
 from ..registry.base import ModelVersion, Registry
+from .project import Project
 
 
 @dataclass(frozen=True)
@@ -87,16 +86,9 @@ def check_gate(config: Config, registry: Registry, alias: str | None = None, ver
                       required or {})
 
 
-def main(args: argparse.Namespace) -> int:
-    from ..registry import open_registry
-
-    config = load_config(Path(args.directory) / args.config)
+def main(args: argparse.Namespace, project: Project) -> int:
     required = parse_required(args.require_tag)
-    registry = open_registry(config.tracking.uri, config.root)
-    try:
-        result = check_gate(config, registry, args.alias, args.version, required)
-    finally:
-        registry.close()
+    result = check_gate(project.config, project.registry, args.alias, args.version, required)
     if args.json:
         emit_json(result.as_json())
     log(describe_gate(result))

@@ -5,13 +5,10 @@ new, changes nothing and only retries deployments that did not succeed."""
 from __future__ import annotations
 
 import argparse
-import os
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from ..ci.context import CIContext, read_context
-from ..config import load_config
 from ..config.model import Config
 from ..console import emit_json, log
 from ..decide.decision import Decision
@@ -20,6 +17,7 @@ from ..errors import EXIT_NEGATIVE, EXIT_OK, UsageError
 from ..lifecycle.promotion import Promotion, promote, register
 from ..registry import alias_holder, tags
 from ..registry.base import Registry
+from .project import Project
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -39,25 +37,37 @@ def context_tags(context: CIContext) -> dict[str, str]:
 def promote_flow(config: Config, registry: Registry, decision: Decision, context: CIContext, run_given: bool,
                  deploy: bool = True) -> tuple[Promotion, list[DeployResult]]:
     """Register, promote, deploy; raises DeployFailed (exit 3) after recording when a target failed."""
+    promotion = promote_run(config, registry, decision, context, run_given)
+    results = deploy_champion(config, registry, promotion) if deploy else []
+    raise_for_failures(results)
+    return promotion, results
+
+
+def promote_run(config: Config, registry: Registry, decision: Decision, context: CIContext,
+                run_given: bool) -> Promotion:
+    """Registers the decision's run and moves the alias when it passes. The Promotion carries the decision
+    that counted: judged again when the champion moved under the lock."""
     from .compare import compare_registry
 
     champion = alias_holder(registry, config.model.name, config.promote.alias) \
         if decision.champion is not None else None
     if champion is not None and champion.run_id == decision.challenger.run_id:
         # The run is the champion already (a re-run): judging it against itself would only record a "fail".
-        promotion = Promotion(champion, decision, False, True, None,
+        promotion = Promotion(champion, decision, "already_champion", None,
                               f"v{champion.version} (this run) is already the {config.promote.alias}")
     else:
         version = register(config, registry, decision, context_tags(context))
         run_id = decision.challenger.run_id if run_given else None
         promotion = promote(config, registry, version, decision, lambda: compare_registry(config, registry, run_id))
-    version = promotion.version
     log(promotion.reason)
-    results: list[DeployResult] = []
-    if promotion.is_champion and deploy and config.deploy:
-        results = deploy_all(config, registry, version.version)
-        raise_for_failures(results)
-    return promotion, results
+    return promotion
+
+
+def deploy_champion(config: Config, registry: Registry, promotion: Promotion) -> list[DeployResult]:
+    """Deploys the promoted version to every target (what is up to date is skipped); failures are results."""
+    if not (promotion.is_champion and config.deploy):
+        return []
+    return deploy_all(config, registry, promotion.version.version)
 
 
 def as_json(promotion: Promotion, results: list[DeployResult]) -> dict[str, Any]:
@@ -84,18 +94,11 @@ def decision_for(config: Config, registry: Registry, args: argparse.Namespace) -
     return compare_registry(config, registry, args.run)
 
 
-def main(args: argparse.Namespace, env: Mapping[str, str] | None = None) -> int:
-    from ..registry import open_registry
-
-    config = load_config(Path(args.directory) / args.config)
-    registry = open_registry(config.tracking.uri, config.root)
-    try:
-        decision = decision_for(config, registry, args)
-        context = read_context(os.environ if env is None else env)
-        promotion, results = promote_flow(config, registry, decision, context, bool(args.run or args.decision),
-                                          deploy=not args.no_deploy)
-    finally:
-        registry.close()
+def main(args: argparse.Namespace, project: Project) -> int:
+    config, registry = project.config, project.registry
+    decision = decision_for(config, registry, args)
+    promotion, results = promote_flow(config, registry, decision, read_context(project.env),
+                                      bool(args.run or args.decision), deploy=not args.no_deploy)
     if args.json:
         emit_json(as_json(promotion, results))
     return EXIT_OK if promotion.is_champion else EXIT_NEGATIVE

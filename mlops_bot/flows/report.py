@@ -18,12 +18,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Literal, TextIO
 
 from ..ci.context import CIContext, read_context
 from ..ci.outputs import CIOutput
@@ -31,11 +30,15 @@ from ..config.model import Report
 from ..console import emit_json, log
 from ..decide.decision import Decision
 from ..errors import EXIT_NEGATIVE, EXIT_OK, BotError, InvalidParameter, NotFound, UsageError
-from ..events.bus import emit, model_subject
+from ..events.bus import emit
+from ..events.event import model_subject
 from ..forges.base import CommentResult, Forge, is_degradable
 from ..report.markdown import Links, marker, render_markdown
+from ..support.state import DECISION_FILE, state_relpath
+from .project import Project
 
-DEFAULT_DECISION = ".mlops-bot/decision.json"
+DEFAULT_DECISION = state_relpath(DECISION_FILE)
+StatusPost = Literal["posted", "denied", "failed", "skipped"]  # denied: the token may not (a fork's)
 
 
 @dataclass(frozen=True)
@@ -45,7 +48,7 @@ class Publication:
     outputs_file: Path | None = None
     comment_url: str = ""
     comment_action: str = ""  # created | updated | unchanged | "" (not posted)
-    status: str = "skipped"  # posted | denied | failed | skipped
+    status: StatusPost = "skipped"
     warning: str = ""  # the degrade warning, when there was one
 
     def to_dict(self) -> dict[str, Any]:
@@ -67,20 +70,21 @@ def configure(parser: argparse.ArgumentParser) -> None:
                      "bad input, 3 when the forge refused for another reason than permissions.")
 
 
-def main(args: argparse.Namespace) -> int:
-    root = Path(args.directory)
+def main(args: argparse.Namespace, project: Project) -> int:
+    root = project.directory
     decision = load_decision(root / args.decision)
-    settings, tracking_uri = _settings(root / args.config)
+    config = project.config_if_present()  # a follow-up job may have only the decision
+    settings, tracking_uri = (config.report, config.tracking.uri) if config else (Report(), None)
     if args.output:
         settings = replace(settings, file=args.output)
-    context = read_context(os.environ)
+    context = read_context(project.env)
     if args.pr is not None or args.sha:
         context = replace(context, pr_number=args.pr if args.pr is not None else context.pr_number,
                           sha=args.sha or context.sha)
-    stream = sys.stderr if args.json else sys.stdout
-    links = links_for(context, decision, tracking_uri)
-    publication = publish(decision, context, os.environ, settings=settings, root=root, links=links,
-                          post=not args.no_post, stream=stream, check_head=args.pr is not None)
+    delivery = Delivery(context, project.env, root, settings, links_for(context, decision, tracking_uri),
+                        post=not args.no_post, stream=sys.stderr if args.json else sys.stdout,
+                        check_head=args.pr is not None)
+    publication = publish(decision, delivery)
     if args.json:
         emit_json({"verdict": decision.verdict, **publication.to_dict()})
     log(f"mlops-bot: {decision.verdict}: {decision.summary}")
@@ -104,32 +108,46 @@ def load_decision(path: Path) -> Decision:
                          "`mlops-bot compare --json`.") from None
 
 
-def publish(decision: Decision, context: CIContext, env: Mapping[str, str], *, settings: Report | None = None,
-            root: Path = Path("."), links: Links | None = None, post: bool = True, stream: TextIO | None = None,
-            forge: Forge | None = None, check_head: bool = False) -> Publication:
-    """Writes the report file, summary and outputs, then posts the comment and status (unless `post` is False).
-
-    `forge` replaces the one `open_forge` would choose (tests, or a caller that already has one).
+@dataclass(frozen=True)
+class Delivery:
+    """Where a report goes and how: the CI context and its environment, the project root, ml.yaml's report
+    settings. `forge` replaces the one `open_forge` would choose (tests, or a caller that has one already).
     `check_head`: the PR number came from outside the event (an artifact): post only if that PR's head is
-    the commit this report is about."""
-    settings = settings or Report()
-    links = links or links_for(context, decision)
+    the commit the report is about."""
+
+    context: CIContext
+    env: Mapping[str, str]
+    root: Path = Path(".")
+    settings: Report = field(default_factory=Report)
+    links: Links | None = None
+    post: bool = True
+    stream: TextIO | None = None
+    forge: Forge | None = None
+    check_head: bool = False
+
+
+def publish(decision: Decision, delivery: Delivery) -> Publication:
+    """Writes the report file, summary and outputs, then posts the comment and status (unless `post` is False)."""
+    context, settings, root = delivery.context, delivery.settings, delivery.root
+    links = delivery.links or links_for(context, decision)
     markdown = render_markdown(decision, links=links, history=settings.history, chart=settings.chart == "mermaid")
-    out = CIOutput(context.platform, env, root=root, stream=stream)
+    out = CIOutput(context.platform, delivery.env, root=root, stream=delivery.stream)
     report_file = _write_report(root / settings.file, markdown)
     summary = out.summary(markdown) if settings.summary else None
     outputs = out.outputs(_outputs(decision, report_file))
     out.metrics(decision.challenger.metrics, prefix=f"{decision.model}_")
     done = Publication(report_file=report_file, summary_file=summary, outputs_file=outputs)
-    if not post:
+    if not delivery.post:
         return done
+    forge = delivery.forge
     if forge is None:
         from ..forges import open_forge
 
-        forge = open_forge(context, env, root=root, stream=stream)
-    if check_head and context.pr_number is not None and context.in_ci:
+        forge = open_forge(context, delivery.env, root=root, stream=delivery.stream)
+    if delivery.check_head and context.pr_number is not None and context.in_ci:
         _check_head(forge, context)
-    posted = _post(decision, markdown, context, forge, out, done, marker(decision.model) if settings.sticky else "")
+    sticky = marker(decision.model) if settings.sticky else ""
+    posted = _post(decision, markdown, context, forge, _Posted(out, done, sticky))
     emit(root, "report.posted", model_subject(decision.model), {
         "model": decision.model, "verdict": decision.verdict, "run_id": decision.challenger.run_id,
         "pull_request": context.pr_number, "sha": context.sha or None, "comment_url": posted.comment_url or None,
@@ -137,22 +155,31 @@ def publish(decision: Decision, context: CIContext, env: Mapping[str, str], *, s
     return posted
 
 
-def _post(decision: Decision, markdown: str, context: CIContext, forge: Forge, out: CIOutput, done: Publication,
-          sticky_marker: str) -> Publication:
+@dataclass(frozen=True)
+class _Posted:
+    """What was written before posting: the outputs writer, the Publication so far, the sticky marker."""
+
+    out: CIOutput
+    done: Publication
+    sticky_marker: str
+
+
+def _post(decision: Decision, markdown: str, context: CIContext, forge: Forge, posted: _Posted) -> Publication:
     """The comment, then the status; each is tried whatever happened to the other."""
+    out, done = posted.out, posted.done
     errors: list[BotError] = []
     comment: CommentResult | None = None
     if context.pr_number is not None or not context.in_ci:
         try:
-            comment = forge.upsert_comment(sticky_marker, markdown)
+            comment = forge.upsert_comment(posted.sticky_marker, markdown)
         except BotError as exc:
             errors.append(exc)
-    status = "skipped"
+    status: StatusPost = "skipped"
     # A dead token or an API that stays down would only fail the status the same way: spare the wait.
     if context.sha and not any(_hopeless(e) for e in errors):
         try:
             forge.set_status(context.sha, "success" if decision.passed else "failure", decision.summary,
-                             target_url=context.run_url, context=f"mlops-bot/{decision.model}")
+                             target_url=context.run_url, label=f"mlops-bot/{decision.model}")
             status = "posted"
         except BotError as exc:
             errors.append(exc)
@@ -205,14 +232,9 @@ def _degrade(errors: list[BotError], out: CIOutput, done: Publication) -> str:
 
 
 def _write_report(path: Path, markdown: str) -> Path:
-    from ..pipeline.hashing import write_atomic
+    from ..support.files import write_atomic
 
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(path, markdown)
-    except OSError as exc:
-        raise BotError(f"cannot write the report file {path} ({exc.strerror}); check the directory is "
-                       "writable.") from exc
+    write_atomic(path, markdown)
     return path
 
 
@@ -221,17 +243,6 @@ def _outputs(decision: Decision, report_file: Path) -> dict[str, str]:
             "model": decision.model, "summary": decision.summary, "report-file": str(report_file),
             "challenger-run-id": decision.challenger.run_id or "",
             "champion-version": decision.champion.version or "" if decision.champion else ""}
-
-
-def _settings(config_path: Path) -> tuple[Report, str | None]:
-    """ml.yaml's report settings and tracking URI when the file is there (a follow-up job may have only the
-    decision)."""
-    if not config_path.is_file():
-        return Report(), None
-    from ..config import load_config
-
-    config = load_config(config_path)
-    return config.report, config.tracking.uri
 
 
 def links_for(context: CIContext, decision: Decision, tracking_uri: str | None = None) -> Links:

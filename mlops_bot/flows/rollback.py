@@ -7,17 +7,17 @@ from __future__ import annotations
 
 import argparse
 from datetime import datetime, timezone
-from pathlib import Path
 
-from ..config import load_config
 from ..config.model import Config
 from ..console import emit_json, log
 from ..deploy import DeployResult, deploy_all, raise_for_failures
 from ..errors import EXIT_OK, NotFound, UsageError
-from ..events.bus import emit, model_subject
+from ..events.bus import emit
+from ..events.event import model_subject
 from ..registry import alias_holder, tags
 from ..registry.base import ModelVersion, Registry
 from ..registry.lock import registry_lock
+from .project import Project
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -69,24 +69,18 @@ def rollback(config: Config, registry: Registry, wanted: str | None, reason: str
     return target, current.version if current else None
 
 
-def main(args: argparse.Namespace) -> int:
-    from ..registry import open_registry
-
-    config = load_config(Path(args.directory) / args.config)
-    registry = open_registry(config.tracking.uri, config.root)
+def main(args: argparse.Namespace, project: Project) -> int:
+    config, registry = project.config, project.registry
     results: list[DeployResult] = []
-    try:
-        target, replaced = rollback(config, registry, args.to, args.reason)
-        if replaced is None:
-            log(f"v{target.version} is already the {config.promote.alias}; nothing to roll back")
-        else:
-            log(f"rolled back {config.model.name}: v{target.version} is the {config.promote.alias} again "
-                f"(v{replaced} taken out of service)")
-        if config.deploy and not args.no_deploy:
-            results = deploy_all(config, registry, target.version)
-            raise_for_failures(results)
-    finally:
-        registry.close()
+    target, replaced = rollback(config, registry, args.to, args.reason)
+    if replaced is None:
+        log(f"v{target.version} is already the {config.promote.alias}; nothing to roll back")
+    else:
+        log(f"rolled back {config.model.name}: v{target.version} is the {config.promote.alias} again "
+            f"(v{replaced} taken out of service)")
+    if config.deploy and not args.no_deploy:
+        results = deploy_all(config, registry, target.version)
+        raise_for_failures(results)
     if args.json:
         emit_json({"model": config.model.name, "version": target.version, "replaced": replaced,
                    "deployments": [r.as_json() for r in results]})

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ..console import emit_json, log
+from .project import Project
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -51,13 +52,12 @@ def _replayed(config_path: Path, started: float) -> dict[str, Any] | None:
     return {**doc, "duration_s": round(time.monotonic() - started, 3)}
 
 
-def main(args: argparse.Namespace) -> int:
+def main(args: argparse.Namespace, project: Project) -> int:
     started = time.monotonic()
-    config_path = Path(args.directory) / args.config
     plain = not (args.force or args.step or args.dry_run)
-    doc = _replayed(config_path, started) if plain else None
+    doc = _replayed(project.config_path, started) if plain else None
     if doc is None:
-        doc = _run(args, config_path)
+        doc = _run(args, project)
     if args.json:
         emit_json(doc)
     elif args.dry_run:
@@ -67,26 +67,15 @@ def main(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run(args: argparse.Namespace, config_path: Path) -> dict[str, Any]:
-    from ..config import load_config
+def _run(args: argparse.Namespace, project: Project) -> dict[str, Any]:
     from ..pipeline.execute import run_pipeline
     from ..pipeline.result import PipelineStepFailed, RunOptions
-    from ..registry import Registry, open_registry
 
-    config = load_config(config_path)
     options = RunOptions(force=args.force, step=args.step, dry_run=args.dry_run)
-    opened: list[Registry] = []
-
-    def connect() -> Registry:  # only when needed: a fully cached run does not touch the server
-        opened.append(open_registry(config.tracking.uri, config.root))
-        return opened[-1]
-
     try:
-        return run_pipeline(config, connect, options).as_json()
+        # The registry is opened only when needed: a fully cached run does not touch the server.
+        return run_pipeline(project.config, lambda: project.registry, options).as_json()
     except PipelineStepFailed as exc:
         if args.json:
             emit_json({**exc.result.as_json(), "error": str(exc).splitlines()[0]})
         raise
-    finally:
-        for registry in opened:
-            registry.close()

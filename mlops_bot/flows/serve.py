@@ -9,13 +9,12 @@ crash or a stop, `serve` started again handles what was left. SIGTERM or Ctrl-C 
 from __future__ import annotations
 
 import argparse
-import os
-from pathlib import Path
 from typing import Any
 
-from ..config import load_config
 from ..console import log
 from ..errors import EXIT_OK, UsageError
+from ..support.state import SERVE_LOCK_FILE
+from .project import Project
 
 DEFAULT_PORT = 8765
 
@@ -31,19 +30,20 @@ def configure(parser: argparse.ArgumentParser) -> None:
                      "MLOPS_BOT_GITLAB_WEBHOOK_TOKEN; endpoints POST /webhooks/{mlflow,github,gitlab}, GET /healthz.")
 
 
-def main(args: argparse.Namespace) -> int:
+def main(args: argparse.Namespace, project: Project) -> int:
     import uvicorn
 
     from ..service.app import SECRETS, Service, create_app
     from ..service.spool import hold_exclusive
+    from .actions import rule_handler
 
     if not 0 < args.port < 65536 or args.workers < 1 or args.max_body < 1:
         raise UsageError("--port must be 1-65535, --workers and --max-body at least 1.")
-    config = load_config(Path(args.directory) / args.config)
-    service = Service(config, dict(os.environ), workers=args.workers, max_body=args.max_body)
+    config, env = project.config, dict(project.env)
+    service = Service(config, env, rule_handler(config, env), workers=args.workers, max_body=args.max_body)
     if not service.sources:
         raise UsageError(f"no webhook secret is set; set at least one of {', '.join(SECRETS.values())}.")
-    hold_exclusive(service.directory / "serve.lock", "serve")
+    hold_exclusive(service.directory / SERVE_LOCK_FILE, "serve")
     listening = (f"mlops-bot serve: listening on http://{args.host}:{args.port}/webhooks/"
                  f"{{{','.join(service.sources)}}} with {args.workers} worker(s); events in {service.directory}")
 

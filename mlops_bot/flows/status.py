@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import argparse
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any
 
-from ..config import load_config
 from ..config.model import Config
 from ..console import emit_json
 from ..registry import alias_holder, tags
 from ..registry.base import ModelVersion, Registry
+from .project import Project
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -68,15 +67,8 @@ def _when(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).strftime("%Y-%m-%d %H:%M")
 
 
-def main(args: argparse.Namespace) -> int:
-    from ..registry import open_registry
-
-    config = load_config(Path(args.directory) / args.config)
-    registry = open_registry(config.tracking.uri, config.root)
-    try:
-        status = collect(config, registry, args.limit)
-    finally:
-        registry.close()
+def main(args: argparse.Namespace, project: Project) -> int:
+    status = collect(project.config, project.registry, args.limit)
     if args.json:
         emit_json(status)
     else:

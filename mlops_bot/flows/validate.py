@@ -3,25 +3,20 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-from ..config import load_config
 from ..console import emit_json, log
 from ..errors import ConfigError
+from .project import Project
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.epilog = "Prints each problem as FILE:LINE:COL: path: message (and as annotations in GitHub Actions)."
 
 
-def config_path(args: argparse.Namespace) -> Path:
-    return Path(args.directory) / str(args.config)
-
-
-def main(args: argparse.Namespace) -> int:
-    path = config_path(args)
+def main(args: argparse.Namespace, project: Project) -> int:
+    path = project.config_path
     try:
-        config = load_config(path)
+        config = project.config
     except ConfigError as exc:
         if args.json:
             emit_json({"valid": False, "problems": [p._asdict() for p in exc.problems]})

@@ -17,21 +17,20 @@ import os
 import time
 from collections.abc import Mapping
 from datetime import datetime, timezone
-from pathlib import Path
 
-from ..config import load_config
 from ..config.model import Config
 from ..console import emit_json, log
 from ..errors import EXIT_OK, BotError, UsageError
-from ..events.audit import EventLog
-from ..events.bus import EVENTS_DIR, Bus, Event, activate, model_subject
-from ..events.rules import RuleHandler
+from ..events.audit import EventLog, events_dir
+from ..events.bus import Bus, activate
+from ..events.event import Event, model_subject
 from ..registry.base import Registry, RegistryEvent
 from ..service.spool import Spool, hold_exclusive
-from ..service.workers import Processor
+from ..service.workers import EventRunner
+from ..support.state import WATCH_CURSOR_FILE, WATCH_LOCK_FILE, WATCH_SPOOL_FILE
+from .actions import rule_handler
+from .project import Project
 
-CURSOR_FILE = "watch.cursor"
-SPOOL_FILE = "watch.db"
 TYPES = {"run.finished": "run.finished", "model_version.created": "model_version.created",
          "model_version.tag_set": "model_version.tag_set", "alias.set": "model_version.alias_set",
          "alias.deleted": "model_version.alias_deleted"}
@@ -45,13 +44,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
 class Watcher:
     def __init__(self, config: Config, registry: Registry, env: Mapping[str, str]) -> None:
         self.config, self.registry = config, registry
-        self.directory = config.root / EVENTS_DIR
-        self._lock = hold_exclusive(self.directory / "watch.lock", "watch")
-        self.spool = Spool(self.directory / SPOOL_FILE)
+        self.directory = events_dir(config.root)
+        self._lock = hold_exclusive(self.directory / WATCH_LOCK_FILE, "watch")
+        self.spool = Spool(self.directory / WATCH_SPOOL_FILE)
         self.audit = EventLog(self.directory)
-        self.rules = RuleHandler(config, env)
-        self.bus = Bus(self.audit, [self.rules])
-        self.processor = Processor(self.bus, self.rules, self.audit, self.spool, set())
+        rules = rule_handler(config, env)
+        self.bus = Bus([rules])
+        self.runner = EventRunner(self.bus, rules, self.audit, self.spool, set())
         self._experiment: str | None = None
 
     def close(self) -> None:
@@ -60,12 +59,12 @@ class Watcher:
 
     def poll(self) -> list[Event]:
         """One poll: the new events (spooled, cursor saved), then every due pending event handled."""
-        path = self.directory / CURSOR_FILE
+        path = self.directory / WATCH_CURSOR_FILE
         cursor = path.read_text(encoding="utf-8").strip() if path.exists() else None
         found, after = self.registry.events_since(cursor or None, [self.config.model.name])
         events = [self._event(e, cursor or "") for e in found if self._ours(e)]
         fresh = [e for e, new in zip(events, self.spool.insert(events), strict=True) if new]
-        from ..pipeline.hashing import write_atomic
+        from ..support.files import write_atomic
 
         write_atomic(path, after)
         if cursor is None:
@@ -76,7 +75,7 @@ class Watcher:
     def handle_pending(self) -> None:
         """Handles the pending events that are due; one whose action failed waits (next_at) for a later poll."""
         with activate(self.bus):
-            self.processor.process([row for row in self.spool.pending(0, 10_000) if row.next_at <= time.time()])
+            self.runner.run([row for row in self.spool.pending(0, 10_000) if row.next_at <= time.time()])
 
     def _ours(self, found: RegistryEvent) -> bool:
         if found.type != "run.finished":
@@ -96,14 +95,10 @@ class Watcher:
                      id="poll-" + hashlib.sha256(identity.encode()).hexdigest()[:32], time=stamp.replace("+00:00", "Z"))
 
 
-def main(args: argparse.Namespace) -> int:
-    from ..registry import open_registry
-
+def main(args: argparse.Namespace, project: Project) -> int:
     if args.interval <= 0:
         raise UsageError("--interval must be a positive number of seconds.")
-    config = load_config(Path(args.directory) / args.config)
-    registry = open_registry(config.tracking.uri, config.root)
-    watcher = Watcher(config, registry, dict(os.environ))
+    watcher = Watcher(project.config, project.registry, dict(project.env))
     try:
         if args.once:
             found = watcher.poll()
@@ -119,7 +114,6 @@ def main(args: argparse.Namespace) -> int:
         return EXIT_OK
     finally:
         watcher.close()
-        registry.close()
 
 
 def _loop(watcher: Watcher, interval: float) -> None:

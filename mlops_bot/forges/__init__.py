@@ -15,6 +15,7 @@ from typing import TextIO
 
 from ..ci.context import CIContext, token_of
 from ..errors import UsageError
+from ..support.state import state_path
 from .base import CommentResult, Forge, PermissionDenied, is_degradable
 
 __all__ = ["CommentResult", "Forge", "PermissionDenied", "is_degradable", "open_forge"]
@@ -30,7 +31,7 @@ def open_forge(context: CIContext, env: Mapping[str, str], *, root: Path = Path(
         return _gitlab(context, env)
     from .local import LocalForge
 
-    return LocalForge(root / ".mlops-bot", stream)
+    return LocalForge(state_path(root), stream)
 
 
 def _github(context: CIContext, env: Mapping[str, str]) -> Forge:
@@ -38,12 +39,13 @@ def _github(context: CIContext, env: Mapping[str, str]) -> Forge:
     if not token:
         raise UsageError("GitHub: no token; pass one to the step (env: GITHUB_TOKEN: ${{ github.token }}) and grant "
                          "the job `pull-requests: write` and `statuses: write` permissions.")
-    from .github import GitHubForge
+    from .github import GitHubForge, GitHubSettings
 
-    return GitHubForge(api_url=context.api_url, repository=context.repository, token=token,
-                       number=context.pr_number, login=env.get("MLOPS_BOT_LOGIN", ""), workflow=context.workflow,
-                       budget=_seconds(env, "MLOPS_BOT_RETRY_SECONDS", 120.0),
-                       write_interval=_seconds(env, "MLOPS_BOT_WRITE_INTERVAL", 1.0))
+    settings = GitHubSettings(api_url=context.api_url, repository=context.repository, number=context.pr_number,
+                              login=env.get("MLOPS_BOT_LOGIN", ""), workflow=context.workflow,
+                              budget=_seconds(env, "MLOPS_BOT_RETRY_SECONDS", 120.0),
+                              write_interval=_seconds(env, "MLOPS_BOT_WRITE_INTERVAL", 1.0))
+    return GitHubForge(settings, token)
 
 
 def _gitlab(context: CIContext, env: Mapping[str, str]) -> Forge:
@@ -51,15 +53,16 @@ def _gitlab(context: CIContext, env: Mapping[str, str]) -> Forge:
     if not token:
         raise UsageError("GitLab: no token; set GITLAB_TOKEN to a project access token with api scope (a masked "
                          "CI/CD variable), or rely on CI_JOB_TOKEN for what it may do.")
-    from .gitlab import GitLabForge
+    from .gitlab import GitLabForge, GitLabSettings
 
     job_token = name == "CI_JOB_TOKEN"
     # Whatever a job token writes is attributed to the user who started the pipeline.
     login = env.get("MLOPS_BOT_LOGIN", "") or (env.get("GITLAB_USER_LOGIN", "") if job_token else "")
     budget = _seconds(env, "MLOPS_BOT_RETRY_SECONDS", 120.0)
-    return GitLabForge(server_url=context.server_url, project=context.project_id or context.repository,
-                       project_path=context.repository, token=token, job_token=job_token,
-                       mr_iid=context.pr_number, login=login, wait_cap=max(1.0, budget / 6))
+    settings = GitLabSettings(server_url=context.server_url, project=context.project_id or context.repository,
+                              project_path=context.repository, mr_iid=context.pr_number, login=login,
+                              wait_cap=max(1.0, budget / 6))
+    return GitLabForge(settings, token, job_token=job_token)
 
 
 def _seconds(env: Mapping[str, str], name: str, default: float) -> float:

@@ -15,11 +15,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Literal, Protocol, runtime_checkable
 
 from ..errors import AuthError, BotError
 
-STATES = ("pending", "success", "failure", "error")
+CommentAction = Literal["created", "updated", "unchanged"]
+StatusState = Literal["pending", "success", "failure", "error"]  # each adapter maps them to its forge's names
+CheckConclusion = Literal["success", "failure"]  # the check-run conclusions the bot reports
 STATUS_DESCRIPTION_LIMIT = 140  # GitHub's limit on a commit status description
 COMMENT_LIMIT = 65_536  # GitHub's limit on a comment body; GitLab allows more
 
@@ -30,7 +32,7 @@ class PermissionDenied(AuthError):
 
 @dataclass(frozen=True)
 class CommentResult:
-    action: str  # created | updated | unchanged
+    action: CommentAction
     url: str
     id: str = ""
 
@@ -49,12 +51,12 @@ class Forge(Protocol):
         creates one. Comments by anybody else are never touched, even if they quote the marker."""
         ...
 
-    def set_status(self, sha: str, state: str, description: str, target_url: str = "",
-                   context: str = "mlops-bot") -> None:
-        """A commit status on `sha`; `state` is one of STATES (mapped to the forge's own names)."""
+    def set_status(self, sha: str, state: StatusState, description: str, target_url: str = "",
+                   label: str = "mlops-bot") -> None:
+        """A commit status on `sha`; `label` tells it from other statuses (GitHub's `context`, GitLab's `name`)."""
         ...
 
-    def create_check_run(self, sha: str, name: str, conclusion: str, title: str, summary: str,
+    def create_check_run(self, sha: str, name: str, conclusion: CheckConclusion, title: str, summary: str,
                          details_url: str = "") -> str | None:
         """A completed check run with a markdown summary; its URL, or None where the forge or token has none."""
         ...

@@ -10,37 +10,52 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, Mapping
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import requests
 from github import Auth, Github, GithubException, RateLimitExceededException
 
 from ..errors import AuthError, BotError, InvalidParameter, NotFound, RemoteError, UsageError
-from .base import CommentResult, PermissionDenied, fit_description, has_marker
+from .base import CheckConclusion, CommentResult, PermissionDenied, StatusState, fit_description, has_marker
 from .ghretry import BoundedRetry
 
 SERVICE = "GitHub"
 ACTIONS_BOT = "github-actions[bot]"  # the author of everything written with a workflow's GITHUB_TOKEN
-_STATES = {"pending": "pending", "success": "success", "failure": "failure", "error": "error"}
+TokenKind = Literal["installation", "user", "unknown"]
+
+
+@dataclass(frozen=True)
+class GitHubSettings:
+    """Which repository and pull request the adapter works on, and how it paces and retries its requests.
+    The token is not one of them: it is passed on its own, so that no repr of the settings can show it."""
+
+    api_url: str  # GITHUB_API_URL: github.com's API or a GitHub Enterprise Server's
+    repository: str  # owner/name
+    number: int | None = None  # the pull request to comment on
+    login: str = ""  # the account the token writes as; found by itself when empty
+    workflow: str = ""  # the workflow file that trigger_pipeline dispatches
+    budget: float = 120.0  # seconds of retries for one request
+    timeout: int = 30
+    write_interval: float = 1.0  # seconds between writes
 
 
 class GitHubForge:
     name = SERVICE
 
-    def __init__(self, *, api_url: str, repository: str, token: str, number: int | None = None,
-                 login: str = "", workflow: str = "", budget: float = 120.0, timeout: int = 30,
-                 write_interval: float = 1.0) -> None:
-        self._api = api_url.rstrip("/")
-        self._repository = repository
-        self._number = number
+    def __init__(self, settings: GitHubSettings, token: str) -> None:
+        self._api = settings.api_url.rstrip("/")
+        self._repository = settings.repository
+        self._number = settings.number
         self._token_kind = _token_kind(token)
-        self._login = login
-        self._workflow = workflow
+        self._login = settings.login
+        self._workflow = settings.workflow
         # GitHub asks integrators to space writes by a second to stay clear of secondary rate limits.
-        self._gh = Github(base_url=self._api, auth=Auth.Token(token), per_page=100, timeout=timeout,
-                          retry=BoundedRetry(budget=budget), lazy=True, user_agent="mlops-bot",
-                          seconds_between_requests=min(0.25, write_interval), seconds_between_writes=write_interval)
-        self._repo = self._gh.get_repo(repository)
+        pace = settings.write_interval
+        self._gh = Github(base_url=self._api, auth=Auth.Token(token), per_page=100, timeout=settings.timeout,
+                          retry=BoundedRetry(budget=settings.budget), lazy=True, user_agent="mlops-bot",
+                          seconds_between_requests=min(0.25, pace), seconds_between_writes=pace)
+        self._repo = self._gh.get_repo(settings.repository)
 
     # comments
 
@@ -89,15 +104,16 @@ class GitHubForge:
 
     # statuses and checks
 
-    def set_status(self, sha: str, state: str, description: str, target_url: str = "",
-                   context: str = "mlops-bot") -> None:
+    def set_status(self, sha: str, state: StatusState, description: str, target_url: str = "",
+                   label: str = "mlops-bot") -> None:
         url = f"{self._api}/repos/{self._repository}/statuses/{sha}"
         extra: dict[str, Any] = {"target_url": target_url} if target_url else {}
-        with self._translate(url, f"set the {context!r} status of {sha[:12]}"):
-            self._repo.get_commit(sha).create_status(_STATES.get(state, "error"), description=fit_description(
-                description), context=context, **extra)
+        with self._translate(url, f"set the {label!r} status of {sha[:12]}"):
+            # StatusState's names are GitHub's own.
+            self._repo.get_commit(sha).create_status(state, description=fit_description(description), context=label,
+                                                     **extra)
 
-    def create_check_run(self, sha: str, name: str, conclusion: str, title: str, summary: str,
+    def create_check_run(self, sha: str, name: str, conclusion: CheckConclusion, title: str, summary: str,
                          details_url: str = "") -> str | None:
         url = f"{self._api}/repos/{self._repository}/check-runs"
         extra: dict[str, Any] = {"details_url": details_url} if details_url else {}
@@ -182,7 +198,7 @@ def _rate_limited(exc: GithubException, message: str) -> bool:
             or headers.get("x-ratelimit-remaining") == "0" or "rate limit" in message.lower())
 
 
-def _token_kind(token: str) -> str:
+def _token_kind(token: str) -> TokenKind:
     # https://github.blog/2021-04-05-behind-githubs-new-authentication-token-formats/
     if token.startswith("ghs_"):
         return "installation"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
@@ -19,32 +20,46 @@ import requests
 from gitlab.exceptions import GitlabError
 
 from ..errors import AuthError, BotError, InvalidParameter, NotFound, RemoteError, UsageError
-from .base import CommentResult, PermissionDenied, fit_description, has_marker
+from .base import CheckConclusion, CommentResult, PermissionDenied, StatusState, fit_description, has_marker
 
 SERVICE = "GitLab"
-_STATES = {"pending": "pending", "success": "success", "failure": "failed", "error": "failed"}
+_STATES: dict[StatusState, str] = {"pending": "pending", "success": "success", "failure": "failed", "error": "failed"}
+
+
+@dataclass(frozen=True)
+class GitLabSettings:
+    """Which project and merge request the adapter works on, and how it retries its requests. The token is not
+    one of them: it is passed on its own, so that no repr of the settings can show it."""
+
+    server_url: str  # CI_SERVER_URL: gitlab.com or a self-managed instance
+    project: str  # the project's id (or path), as the API takes it
+    project_path: str = ""  # group/project, for web links; `project` when empty
+    mr_iid: int | None = None  # the merge request to comment on
+    login: str = ""  # the account the token writes as; found by itself when empty
+    max_retries: int = 5
+    wait_cap: float = 20.0  # longest wait in seconds before one retry
+    timeout: float = 30.0
 
 
 class GitLabForge:
     name = SERVICE
 
-    def __init__(self, *, server_url: str, project: str, token: str, job_token: bool = False,
-                 mr_iid: int | None = None, project_path: str = "", login: str = "", max_retries: int = 5,
-                 wait_cap: float = 20.0, timeout: float = 30.0) -> None:
-        self._server = server_url.rstrip("/")
-        self._project_ref = project
-        self._path = project_path or project
-        self._iid = mr_iid
-        self._login = login
+    def __init__(self, settings: GitLabSettings, token: str, *, job_token: bool = False) -> None:
+        """`job_token`: the token is CI_JOB_TOKEN, sent as such, which starts pipelines through the trigger API."""
+        self._server = settings.server_url.rstrip("/")
+        self._project_ref = settings.project
+        self._path = settings.project_path or settings.project
+        self._iid = settings.mr_iid
+        self._login = settings.login
         self._job_token = job_token
         self._token = token
-        self._retry: dict[str, Any] = {"max_retries": max_retries, "obey_rate_limit": True}
+        self._retry: dict[str, Any] = {"max_retries": settings.max_retries, "obey_rate_limit": True}
         session = requests.Session()
-        session.hooks["response"].append(_cap_retry_after(wait_cap))
+        session.hooks["response"].append(_cap_retry_after(settings.wait_cap))
         self._gl = gitlab.Gitlab(url=self._server, private_token=None if job_token else token,
-                                 job_token=token if job_token else None, timeout=timeout, per_page=100,
+                                 job_token=token if job_token else None, timeout=settings.timeout, per_page=100,
                                  retry_transient_errors=True, session=session, user_agent="mlops-bot")
-        self._project = self._gl.projects.get(project, lazy=True)
+        self._project = self._gl.projects.get(settings.project, lazy=True)
 
     def _api(self, tail: str) -> str:
         return f"{self._server}/api/v4/projects/{quote(self._project_ref, safe='')}{tail}"
@@ -89,20 +104,20 @@ class GitLabForge:
 
     # statuses
 
-    def set_status(self, sha: str, state: str, description: str, target_url: str = "",
-                   context: str = "mlops-bot") -> None:
-        data = {"state": _STATES.get(state, "failed"), "name": context, "description": fit_description(description)}
+    def set_status(self, sha: str, state: StatusState, description: str, target_url: str = "",
+                   label: str = "mlops-bot") -> None:
+        data = {"state": _STATES.get(state, "failed"), "name": label, "description": fit_description(description)}
         if target_url:
             data["target_url"] = target_url
         try:
-            with self._translate(self._api(f"/statuses/{sha}"), f"set the {context!r} status of {sha[:12]}"):
+            with self._translate(self._api(f"/statuses/{sha}"), f"set the {label!r} status of {sha[:12]}"):
                 self._project.commits.get(sha, lazy=True).statuses.create(data, **self._retry)
         except InvalidParameter as exc:
             # GitLab refuses to "transition" a status to the state it already has: nothing to change.
             if "cannot transition status" not in exc.detail.lower():
                 raise
 
-    def create_check_run(self, sha: str, name: str, conclusion: str, title: str, summary: str,
+    def create_check_run(self, sha: str, name: str, conclusion: CheckConclusion, title: str, summary: str,
                          details_url: str = "") -> str | None:
         return None  # GitLab has no check runs; the commit status and the metrics report carry the result
 

@@ -9,7 +9,8 @@ from typing import TextIO
 
 from ..console import log
 from ..errors import UsageError
-from .base import CommentResult, fit_description
+from ..support.state import COMMENT_FILE
+from .base import CheckConclusion, CommentAction, CommentResult, StatusState, fit_description
 
 
 class LocalForge:
@@ -21,30 +22,29 @@ class LocalForge:
 
     @property
     def comment_path(self) -> Path:
-        return self._directory / "comment.md"
+        return self._directory / COMMENT_FILE
 
     def upsert_comment(self, marker: str, body: str) -> CommentResult:
-        from ..pipeline.hashing import write_atomic
+        from ..support.files import write_atomic
 
         path = self.comment_path
         try:
             before: str | None = path.read_text(encoding="utf-8")
         except OSError:
             before = None
-        action = "created" if before is None else "unchanged" if before == body else "updated"
-        path.parent.mkdir(parents=True, exist_ok=True)
+        action: CommentAction = "created" if before is None else "unchanged" if before == body else "updated"
         write_atomic(path, body)
         stream = self._stream or sys.stdout
         stream.write(body if body.endswith("\n") else body + "\n")
         stream.flush()
         return CommentResult(action, str(path))
 
-    def set_status(self, sha: str, state: str, description: str, target_url: str = "",
-                   context: str = "mlops-bot") -> None:
+    def set_status(self, sha: str, state: StatusState, description: str, target_url: str = "",
+                   label: str = "mlops-bot") -> None:
         where = f" on {sha[:12]}" if sha else ""
-        log(f"mlops-bot: status {context}{where}: {state}: {fit_description(description)}")
+        log(f"mlops-bot: status {label}{where}: {state}: {fit_description(description)}")
 
-    def create_check_run(self, sha: str, name: str, conclusion: str, title: str, summary: str,
+    def create_check_run(self, sha: str, name: str, conclusion: CheckConclusion, title: str, summary: str,
                          details_url: str = "") -> str | None:
         return None
 

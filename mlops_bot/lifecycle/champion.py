@@ -15,21 +15,22 @@ from ..decide.decision import Challenger, Champion, HistoryPoint
 from ..errors import DataError, NotFound
 from ..registry import tags
 from ..registry.base import ModelVersion, Registry, Run
+from ..support import state
 
 # The promote flow tags every version it makes champion with the time; those (and the current champion,
 # which may have been set by hand) are the earlier champions the chart shows.
 PROMOTED_TAG = tags.PROMOTED_AT
 _LINEAGE_TAGS = {
-    "mlflow.source.git.commit": "commit",
-    "mlflow.source.git.branch": "branch",
-    "mlflow.source.git.repoURL": "repository",
-    "mlops_bot.git.dirty": "dirty",
-    "mlops_bot.config_digest": "ml.yaml sha256",
-    "mlops_bot.data_hash": "data hash",
-    "mlops_bot.pipeline_key": "pipeline key",
-    "mlops_bot.reused_from": "reused from run",
+    tags.MLFLOW_GIT_COMMIT: "commit",
+    tags.MLFLOW_GIT_BRANCH: "branch",
+    tags.MLFLOW_GIT_REPO_URL: "repository",
+    tags.GIT_DIRTY: "dirty",
+    tags.CONFIG_DIGEST: "ml.yaml sha256",
+    tags.DATA_HASH: "data hash",
+    tags.PIPELINE_KEY: "pipeline key",
+    tags.REUSED_FROM: "reused from run",
 }
-_STATE_FILE = Path(".mlops-bot") / "last-run.json"
+_STATE_FILE = Path(state.STATE_DIR) / state.LAST_RUN_FILE
 
 
 def resolve_champion(registry: Registry, model: str, alias: str) -> Champion | None:
@@ -51,7 +52,7 @@ def resolve_champion(registry: Registry, model: str, alias: str) -> Champion | N
     )
 
 
-def champion_history(registry: Registry, model: str, limit: int, current: Champion | None) -> list[HistoryPoint]:
+def earlier_champions(registry: Registry, model: str, limit: int, current: Champion | None) -> list[HistoryPoint]:
     """Up to `limit` earlier champions, oldest first: versions the promote flow made champion, plus the current
     one. Reads one page of the newest versions (5 x limit, at least 50), so old history may be cut."""
     if limit <= 0:

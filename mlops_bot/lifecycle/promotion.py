@@ -11,38 +11,49 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import Literal
 
 from ..config.model import Config
 from ..console import log
 from ..decide.decision import Decision
-from ..events.bus import emit, model_subject
+from ..events.bus import emit
+from ..events.event import model_subject
 from ..registry import alias_holder, tags
 from ..registry.base import ModelVersion, Registry
 from ..registry.lock import LockTimeout, registry_lock
 
 MODEL_ARTIFACT = "model"  # where the pipeline uploads config.model.artifact in the run
 Recompare = Callable[[], Decision]  # the comparison made again against whoever is champion now
+# promoted: the alias moved in this call; already_champion: the version held it before; not_promoted: it failed
+Outcome = Literal["promoted", "already_champion", "not_promoted"]
 
 
 @dataclass(frozen=True)
 class Promotion:
     version: ModelVersion
     decision: Decision
-    promoted: bool  # the alias moved in this call
-    already: bool  # the version held the alias before this call
+    outcome: Outcome
     replaced: str | None  # the version that held the alias before
     reason: str
 
     @property
+    def promoted(self) -> bool:
+        return self.outcome == "promoted"
+
+    @property
+    def already(self) -> bool:
+        return self.outcome == "already_champion"
+
+    @property
     def is_champion(self) -> bool:
-        return self.promoted or self.already
+        return self.outcome != "not_promoted"
 
 
 def lineage_tags(decision: Decision, run_tags: Mapping[str, str], extra: Mapping[str, str]) -> dict[str, str]:
     """The version's lineage: git, run, ml.yaml and data hashes, the verdict; `extra` holds CI context."""
     found = {
-        tags.COMMIT: run_tags.get("mlflow.source.git.commit", ""),
-        tags.BRANCH: run_tags.get("mlflow.source.git.branch", ""),
+        tags.COMMIT: run_tags.get(tags.MLFLOW_GIT_COMMIT, ""),
+        tags.BRANCH: run_tags.get(tags.MLFLOW_GIT_BRANCH, ""),
         tags.CONFIG_DIGEST: run_tags.get(tags.CONFIG_DIGEST, ""),
         tags.DATA_HASH: run_tags.get(tags.DATA_HASH, ""),
         tags.RUN_ID: decision.challenger.run_id or "",
@@ -89,20 +100,20 @@ def promote(config: Config, registry: Registry, version: ModelVersion, decision:
     for _ in range(attempts):
         current = alias_holder(registry, name, alias)
         if current is not None and current.version == version.version:
-            return Promotion(version, decision, False, True, None, f"v{version.version} is already the {alias}")
+            return Promotion(version, decision, "already_champion", None, f"v{version.version} is already the {alias}")
         if _holder(current) != _judged_against(decision):
             log(f"the {alias} is now v{_holder(current) or 'none'}, not the one compared with; comparing again")
             decision = recompare()
             for key, value in verdict_tags(decision).items():
                 registry.set_model_version_tag(name, version.version, key, value)
         if not decision.passed:
-            return Promotion(version, decision, False, False, None, f"not promoted: {decision.summary}")
+            return Promotion(version, decision, "not_promoted", None, f"not promoted: {decision.summary}")
         with registry_lock(registry, name):
             now = alias_holder(registry, name, alias)
             if _holder(now) == _judged_against(decision):
                 _move(registry, config, version, now)
                 replaced = _holder(now)
-                return Promotion(version, decision, True, False, replaced, f"v{version.version} is now the {alias}"
+                return Promotion(version, decision, "promoted", replaced, f"v{version.version} is now the {alias}"
                                  + (f" (replacing v{replaced})" if replaced else ""))
     raise LockTimeout(f"the {alias} of {name} kept changing during {attempts} attempts to promote "
                       f"v{version.version}; run promote again.")

@@ -16,7 +16,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from ..config.lookup import overlaps
 from ..config.model import Config, Step
 from ..console import log
 from ..decide.decision import Champion
@@ -25,6 +24,7 @@ from ..metrics.files import read_metrics
 from ..pipeline.runner import run_step
 from ..pipeline.tracking import MODEL_ARTIFACT
 from ..registry.base import Registry
+from ..support.paths import overlaps
 
 ENV_MODEL_DIR = "MLOPS_BOT_MODEL_DIR"
 ENV_METRICS_FILE = "MLOPS_BOT_METRICS_FILE"

@@ -17,8 +17,10 @@ import yaml
 
 from ..config.model import Step
 from ..errors import UsageError
-from .dag import norm, overlaps, step_outs
-from .hashing import Hasher, hash_bytes, write_atomic
+from ..support.files import write_atomic
+from ..support.paths import normalise, overlaps
+from .dag import step_outs
+from .hashing import Hasher, hash_bytes
 
 LOCK_FILE = "ml.lock"
 LOCK_SCHEMA = 1
@@ -48,7 +50,7 @@ class LockEntry:
 def step_inputs(step: Step, hasher: Hasher, params: Mapping[str, Any]) -> LockEntry:
     """The step's current inputs and key; `outs` is left empty (filled in once the step has run)."""
     cmd: str | list[str] = step.cmd if isinstance(step.cmd, str) else list(step.cmd)
-    deps = {norm(d): hasher.hash(d) for d in step.deps}
+    deps = {normalise(d): hasher.hash(d) for d in step.deps}
     env = hash_bytes(canonical(dict(step.env)).encode())
     values = {k: params[k] for k in step.params}
     key = hash_bytes(canonical({"cmd": cmd, "deps": deps, "params": values, "env": env,
@@ -67,8 +69,8 @@ def pipeline_key(steps: Mapping[str, Step], graph: Mapping[str, set[str]], hashe
         if name not in keys:
             step = steps[name]
             writes = [out for up in graph[name] for out in step_outs(steps[up])]
-            produced = sorted(d for d in map(norm, step.deps) if any(overlaps(d, out) for out in writes))
-            external = {d: hasher.hash(d) for d in map(norm, step.deps) if d not in produced}
+            produced = sorted(d for d in map(normalise, step.deps) if any(overlaps(d, out) for out in writes))
+            external = {d: hasher.hash(d) for d in map(normalise, step.deps) if d not in produced}
             cmd = step.cmd if isinstance(step.cmd, str) else list(step.cmd)
             keys[name] = hash_bytes(canonical({
                 "cmd": cmd, "params": {k: params[k] for k in step.params}, "env": dict(step.env),
@@ -83,7 +85,7 @@ def inputs_hash(steps: Mapping[str, Step], hasher: Hasher) -> str:
     """One hash of the content of every dep that no step writes (the data and code the pipeline starts
     from): the lineage tag `mlops_bot.data_hash`, equal on any machine for the same inputs."""
     outs = [out for step in steps.values() for out in step_outs(step)]
-    external = sorted({d for step in steps.values() for d in map(norm, step.deps)
+    external = sorted({d for step in steps.values() for d in map(normalise, step.deps)
                        if not any(overlaps(d, out) for out in outs)})
     return hash_bytes(canonical({d: hasher.hash(d) for d in external}).encode())
 

@@ -1,39 +1,30 @@
 """The pipeline as a graph: which step feeds which, in what order, and what lies downstream (pure).
 
-A step depends on another when one of its deps is, contains or lies inside one of the other's outs.
-The metrics and predictions files a step declares count as its outs.
+A step depends on another when one of its deps is, contains or lies inside one of the other's outs
+(support/paths.py: the same rule validation applies). The metrics and predictions files a step declares
+count as its outs.
 """
 
 from __future__ import annotations
 
-import posixpath
 from collections.abc import Iterable, Mapping
 
 from ..config.model import Step
 from ..errors import UsageError
-
-
-def norm(path: str) -> str:
-    """A path as written in ml.yaml, normalised lexically ('./a//b/' -> 'a/b'); never touches the disk."""
-    return posixpath.normpath(path.replace("\\", "/"))
+from ..support.paths import inside_project, normalise, overlaps
 
 
 def step_outs(step: Step) -> tuple[str, ...]:
     """Declared outs plus the metrics and predictions files, normalised, each once."""
     extra = tuple(p for p in (step.metrics, step.predictions) if p)
-    return tuple(dict.fromkeys(norm(p) for p in (*step.outs, *extra)))
-
-
-def overlaps(a: str, b: str) -> bool:
-    """True when one normalised path is the other or lies inside it."""
-    return a == b or a.startswith(b + "/") or b.startswith(a + "/") or "." in (a, b)
+    return tuple(dict.fromkeys(normalise(p) for p in (*step.outs, *extra)))
 
 
 def _check_outs(steps: Mapping[str, Step], source: str) -> None:
     writers: list[tuple[str, str]] = []
     for name, step in steps.items():
         for out in step_outs(step):
-            if out == "." or out.startswith("../") or out == ".." or posixpath.isabs(out):
+            if not inside_project(out):
                 raise UsageError(
                     f"{source}: pipeline.{name}.outs: '{out}' is not inside the project; "
                     "outs are deleted before their step runs, so they must be paths below ml.yaml's directory."
@@ -55,8 +46,7 @@ def edges(steps: Mapping[str, Step], source: str = "ml.yaml") -> dict[str, set[s
     result: dict[str, set[str]] = {name: set() for name in steps}
     for name, step in steps.items():
         for dep in step.deps:
-            d = norm(dep)
-            result[name].update(p for p, out in producers if p != name and overlaps(d, out))
+            result[name].update(p for p, out in producers if p != name and overlaps(dep, out))
     return result
 
 

@@ -20,8 +20,10 @@ from ..config.model import Config, Step
 from ..console import log
 from ..errors import UsageError
 from ..events.bus import emit
-from ..registry.base import Registry, Run
-from ..support.state import local_state_dir
+from ..registry import tags as names
+from ..registry.base import Registry, Run, RunStatus
+from ..support.paths import normalise, overlaps
+from ..support.state import RUN_LOCK_FILE, local_state_dir, state_path
 from . import dag, noop
 from .cache import (
     LOCK_FILE,
@@ -38,9 +40,7 @@ from .gitinfo import git_info
 from .hashing import Hasher
 from .result import PipelineResult, PipelineStepFailed, RunOptions, StepResult
 from .runner import Workspace, read_step_metrics, run_steps
-from .tracking import TAG_CONFIG_DIGEST, TAG_DATA_HASH, TAG_PARTIAL, TAG_PIPELINE_KEY, Tracker, step_key_tag
-
-STATE_DIR = ".mlops-bot"
+from .tracking import Tracker
 
 
 def run_pipeline(config: Config, registry: Registry | Callable[[], Registry],
@@ -52,7 +52,7 @@ def run_pipeline(config: Config, registry: Registry | Callable[[], Registry],
     execution = _Execution(config, registry, options or RunOptions())
     if execution.options.dry_run:
         return execution.dry_run()
-    with _exclusive(config.root / STATE_DIR):
+    with _exclusive(state_path(config.root)):
         return execution.run()
 
 
@@ -60,7 +60,7 @@ def run_pipeline(config: Config, registry: Registry | Callable[[], Registry],
 def _exclusive(state_dir: Path) -> Iterator[None]:
     """One `run` per project at a time: two would race on outs and ml.lock."""
     local_state_dir(state_dir)
-    with open(state_dir / "run.lock", "w") as handle:
+    with open(state_dir / RUN_LOCK_FILE, "w") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -80,11 +80,11 @@ class _Execution:
         wanted = dag.upstream(self.graph, [options.step]) if options.step else set(order)
         self.selected = [name for name in order if name in wanted]
         lock_path = config.root / LOCK_FILE
-        self.ws = Workspace(config, Hasher(config.root, config.root / STATE_DIR),
+        self.ws = Workspace(config, Hasher(config.root, state_path(config.root)),
                             load_params(config.root, config.params_file, steps),
                             {name: e for name, e in read_lock(lock_path).items() if name in steps},
                             lock_path, options.echo, options.force, time.monotonic())
-        self.tracker = Tracker(config, registry, config.root / STATE_DIR)
+        self.tracker = Tracker(config, registry, state_path(config.root))
         self.result = PipelineResult(steps=[], dry_run=options.dry_run)
         self._check_sources()
         self.key = None if options.step else pipeline_key(steps, self.graph, self.ws.hasher, self.ws.params)
@@ -93,8 +93,8 @@ class _Execution:
         """Deps no step writes must exist before anything runs."""
         writes = [out for step in self.config.pipeline.values() for out in dag.step_outs(step)]
         for name in self.selected:
-            for dep in map(dag.norm, self.config.pipeline[name].deps):
-                if not any(dag.overlaps(dep, out) for out in writes) and not self.ws.hasher.exists(dep):
+            for dep in map(normalise, self.config.pipeline[name].deps):
+                if not any(overlaps(dep, out) for out in writes) and not self.ws.hasher.exists(dep):
                     raise UsageError(f"{self.config.path.name}: pipeline.{name}.deps: '{dep}' does not exist in "
                                      f"{self.config.root}; create it or fix the dep.")
 
@@ -159,8 +159,8 @@ class _Execution:
             self.tracker.remember(self.key, run_id)
         self.result.run_id = run_id
         watched = [LOCK_FILE, *([self.config.params_file] if self.config.params_file else []), *self._outs()]
-        watched += [dag.norm(d) for name in self.selected for d in self.config.pipeline[name].deps]
-        noop.record(self.config.root / STATE_DIR, self.config.path, __version__, watched, self.result.as_json())
+        watched += [normalise(d) for name in self.selected for d in self.config.pipeline[name].deps]
+        noop.record(state_path(self.config.root), self.config.path, __version__, watched, self.result.as_json())
 
     def _try_reuse(self) -> bool:
         assert self.key is not None
@@ -192,25 +192,18 @@ class _Execution:
         return [out for name in self.selected for out in dag.step_outs(self.config.pipeline[name])]
 
     def _start_tags(self) -> dict[str, str]:
-        tags = {TAG_CONFIG_DIGEST: self.config.digest, **git_info(self.config.root).tags(),
-                TAG_DATA_HASH: inputs_hash(self.config.pipeline, self.ws.hasher)}
+        tags = {names.CONFIG_DIGEST: self.config.digest, **git_info(self.config.root).tags(),
+                names.DATA_HASH: inputs_hash(self.config.pipeline, self.ws.hasher)}
         if self.options.step is not None:
-            tags[TAG_PARTIAL] = "true"
+            tags[names.PARTIAL] = "true"
         return tags
 
     def _execute(self) -> None:
         run_id = self.result.run_id = self.tracker.start(self._start_tags())
         emit(self.config, "run.started", f"runs/{run_id}", {"model": self.config.model.name, "run_id": run_id,
                                                             "steps": self.selected, "pipeline_key": self.key})
-        # An inherited MLFLOW_RUN_ID would point the steps' own mlflow logging at some other run.
-        base = {k: v for k, v in os.environ.items() if k != "MLFLOW_RUN_ID"}
-        base.setdefault("PYTHONUNBUFFERED", "1")
-
-        def env_of(step: Step) -> dict[str, str]:
-            return {**base, **step.env, **self.tracker.step_env(run_id)}
-
         try:
-            failure = run_steps(self.ws, self.selected, self.graph, env_of, self.result.steps)
+            failure = run_steps(self.ws, self.selected, self.graph, self._env_of(run_id), self.result.steps)
             for cached in (s.name for s in self.result.steps if s.status == "cached"):
                 emit(self.config, "step.cached", f"steps/{cached}", {"model": self.config.model.name,
                                                                      "step": cached, "run_id": run_id})
@@ -232,15 +225,21 @@ class _Execution:
                                                              "status": "FINISHED", "metrics": self.result.metrics,
                                                              "pipeline_key": self.key})
 
+    def _env_of(self, run_id: str) -> Callable[[Step], dict[str, str]]:
+        # An inherited MLFLOW_RUN_ID would point the steps' own mlflow logging at some other run.
+        base = {k: v for k, v in os.environ.items() if k != "MLFLOW_RUN_ID"}
+        base.setdefault("PYTHONUNBUFFERED", "1")
+        return lambda step: {**base, **step.env, **self.tracker.step_env(run_id)}
+
     def _record(self, run_id: str) -> str:
-        tags = {step_key_tag(n): self.ws.lock[n].key for n in self.selected if n in self.ws.lock}
-        tags.update({f"mlops_bot.step.{s.name}.status": s.status for s in self.result.steps})
+        tags = {names.step_key(n): self.ws.lock[n].key for n in self.selected if n in self.ws.lock}
+        tags.update({names.step_status(s.name): s.status for s in self.result.steps})
         if self.key is not None:
-            tags[TAG_PIPELINE_KEY] = self.key
+            tags[names.PIPELINE_KEY] = self.key
         self.tracker.finish(run_id, self.ws.params, self.result.metrics, self._outs(), tags)
         return run_id
 
-    def _end_quietly(self, run_id: str, status: str) -> None:
+    def _end_quietly(self, run_id: str, status: RunStatus) -> None:
         emit(self.config, "run.finished", f"runs/{run_id}", {"model": self.config.model.name, "run_id": run_id,
                                                              "status": status})
         try:

@@ -10,6 +10,8 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..registry import tags as names
+
 _TIMEOUT_S = 10.0
 
 
@@ -23,11 +25,11 @@ class GitInfo:
         """MLflow's own lineage tags where they exist, ours for the rest."""
         out: dict[str, str] = {}
         if self.commit:
-            out["mlflow.source.git.commit"] = self.commit
+            out[names.MLFLOW_GIT_COMMIT] = self.commit
         if self.branch:
-            out["mlflow.source.git.branch"] = self.branch
+            out[names.MLFLOW_GIT_BRANCH] = self.branch
         if self.dirty is not None:
-            out["mlops_bot.git.dirty"] = "true" if self.dirty else "false"
+            out[names.GIT_DIRTY] = "true" if self.dirty else "false"
         return out
 
 

@@ -17,29 +17,13 @@ from pathlib import Path
 
 import blake3
 
-CACHE_FILE = "hashes.json"
-SKIP_DIRS = frozenset({".git", ".mlops-bot", "__pycache__"})
+from ..support.files import write_atomic
+from ..support.state import HASHES_FILE, STATE_DIR
+
+SKIP_DIRS = frozenset({".git", STATE_DIR, "__pycache__"})
 RACY_NS = 2_000_000_000  # covers the coarsest common mtime granularity (2 s on FAT)
 MMAP_MIN = 1 << 20  # below this a plain read is faster than mapping
 _FORMAT = 1
-
-
-def write_atomic(path: Path, data: str) -> None:
-    """Writes a temp file next to `path`, fsyncs it and renames it over `path`: readers see old or new, never half."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)  # makes the rename itself durable
-    finally:
-        os.close(dir_fd)
 
 
 def hash_bytes(data: bytes) -> str:
@@ -59,7 +43,7 @@ class Hasher:
 
     def __init__(self, root: Path, state_dir: Path) -> None:
         self.root = root
-        self.cache_path = state_dir / CACHE_FILE
+        self.cache_path = state_dir / HASHES_FILE
         self._entries: dict[str, list[int | str]] = self._load()
         self._dirty = False
         self._seen: set[str] = set()
@@ -81,7 +65,6 @@ class Hasher:
             self._dirty = True
         if not self._dirty:
             return
-        self.cache_path.parent.mkdir(parents=True, exist_ok=True)
         data = json.dumps({"format": _FORMAT, "entries": self._entries}, separators=(",", ":"))
         write_atomic(self.cache_path, data)
         self._dirty = False

@@ -6,7 +6,7 @@ mtime changes when an entry is added or removed), plus the values of the variabl
 next `run` compares those with a few stat calls and, when all match, prints the same result without
 parsing, validating or hashing anything (git's index and make use the same idea). Anything else - a file
 newer than the timestamp granularity, another mlops-bot version, options other than a plain run - is a
-miss, and the full path decides. Only stdlib modules are imported here: this is the fast path.
+miss, and the full path decides. Only stdlib modules (and the state names) are imported here: the fast path.
 """
 
 from __future__ import annotations
@@ -20,9 +20,10 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-FILE = "noop.json"
+from ..support.state import NOOP_FILE, STATE_DIR, state_path
+
 RACY_NS = 2_000_000_000  # as in hashing: a file this young may still change within its mtime tick
-_SKIP = frozenset({".git", ".mlops-bot", "__pycache__"})
+_SKIP = frozenset({".git", STATE_DIR, "__pycache__"})
 _VARIABLE = re.compile(rb"\$\{([A-Za-z_][A-Za-z0-9_]*)")
 
 
@@ -58,9 +59,9 @@ def snapshot(root: Path, paths: Iterable[str]) -> dict[str, list[int] | None]:
 
 def record(state_dir: Path, config_path: Path, version: str, paths: Iterable[str], result: dict[str, Any]) -> None:
     """Remembers `result` for the current state, unless a file is too young to be trusted by its stat."""
-    from .hashing import write_atomic
+    from ..support.files import write_atomic
 
-    target = state_dir / FILE
+    target = state_dir / NOOP_FILE
     declared = sorted({config_path.name, *paths})
     files = snapshot(config_path.parent, declared)
     limit = time.time_ns() - RACY_NS
@@ -76,7 +77,7 @@ def replay(config_path: Path, version: str) -> dict[str, Any] | None:
     """The recorded result when nothing it depends on changed; None on any doubt."""
     config_path = config_path.resolve()
     try:
-        doc = json.loads((config_path.parent / ".mlops-bot" / FILE).read_text(encoding="utf-8"))
+        doc = json.loads(state_path(config_path.parent, NOOP_FILE).read_text(encoding="utf-8"))
         if doc["version"] != version or doc["config"] != str(config_path):
             return None
         if doc["env"] != _env_digest(config_path.read_bytes()):

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, get_args
 
 from ..console import log
 from ..errors import StepFailed
 
-STATUSES = ("ran", "cached", "reused", "failed", "skipped", "would run")
+# ran: executed now; cached: its inputs match ml.lock; reused: its outs came from an identical earlier run;
+# failed; skipped: an upstream step failed; would run: --dry-run
+StepStatus = Literal["ran", "cached", "reused", "failed", "skipped", "would run"]
+STATUSES: tuple[StepStatus, ...] = get_args(StepStatus)
 
 
 @dataclass(frozen=True)
@@ -24,7 +27,7 @@ class RunOptions:
 @dataclass
 class StepResult:
     name: str
-    status: str  # one of STATUSES
+    status: StepStatus
     reasons: list[str] = field(default_factory=list)  # why it ran / would run / was skipped
     duration: float = 0.0  # seconds, for steps that ran
 
@@ -43,7 +46,7 @@ class PipelineResult:
     duration: float = 0.0
     dry_run: bool = False
 
-    def status_of(self, name: str) -> str | None:
+    def status_of(self, name: str) -> StepStatus | None:
         return next((s.status for s in self.steps if s.name == name), None)
 
     def as_json(self) -> dict[str, Any]:

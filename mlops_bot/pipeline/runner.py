@@ -9,30 +9,24 @@ the steps below it, not independent ones.
 
 from __future__ import annotations
 
-import collections
-import contextlib
-import os
 import shutil
-import signal
-import subprocess
-import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from ..config.model import Config, Step
 from ..console import log
 from ..errors import DataError, StepFailed
+from ..support import processes
+from ..support.processes import Launch
 from . import dag
 from .cache import LockEntry, hash_outs, stale_reasons, step_inputs, write_lock
 from .hashing import Hasher
 from .result import StepResult
 
 TAIL_LINES = 20
-HEARTBEAT_S = 60.0  # a silent step still shows it is alive in CI logs
-TERM_GRACE_S = 5.0  # between SIGTERM and SIGKILL
 Echo = Callable[[str], None]
 
 
@@ -40,84 +34,38 @@ def argv_of(step: Step) -> list[str]:
     return ["/bin/sh", "-c", step.cmd] if isinstance(step.cmd, str) else list(step.cmd)
 
 
-def _pump(stream: IO[bytes], prefix: str, tail: collections.deque[str], echo: Echo) -> None:
-    for raw in iter(stream.readline, b""):
-        line = raw.decode("utf-8", errors="replace").rstrip("\r\n")
-        tail.append(line)
-        echo(f"{prefix}{line}")
-    stream.close()
+def _launch(step: Step, root: Path, env: Mapping[str, str], echo: Echo) -> Launch:
+    return Launch(argv_of(step), root, env, f"[{step.name}] ", echo, TAIL_LINES)
 
 
-def kill_group(proc: subprocess.Popen[bytes]) -> None:
-    """SIGTERM the step's whole process group, SIGKILL it if it lingers; safe if it is gone already."""
-    for sig, grace in ((signal.SIGTERM, TERM_GRACE_S), (signal.SIGKILL, 1.0)):
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, sig)
-        try:
-            proc.wait(timeout=grace)
-            return
-        except subprocess.TimeoutExpired:
-            continue
-
-
-def _start(step: Step, root: Path, env: Mapping[str, str]) -> subprocess.Popen[bytes]:
+def run_step(step: Step, root: Path, env: Mapping[str, str], progress: str, echo: Echo = log) -> float:
+    """Runs the step to completion and returns its duration; raises StepFailed with the last output lines."""
     argv = argv_of(step)
+
+    def heartbeat(elapsed: float) -> None:
+        echo(f"{progress}: still running ({elapsed:.0f}s)")
+
     try:
-        return subprocess.Popen(argv, cwd=root, env=dict(env), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+        done = processes.run(_launch(step, root, env, echo), step.timeout or None, heartbeat)
     except FileNotFoundError:
         raise StepFailed(step.name, None, f"step '{step.name}': command '{argv[0]}' not found; install it or "
                          f"fix pipeline.{step.name}.cmd in ml.yaml.") from None
     except PermissionError:
         raise StepFailed(step.name, None, f"step '{step.name}': '{argv[0]}' is not executable; "
                          "chmod +x it or run it through its interpreter.") from None
+    if done.code == 0:
+        return done.duration
+    raise StepFailed(step.name, done.code, f"step '{step.name}' {_failure(step, done.code)} after "
+                     f"{done.duration:.1f}s; {'its last lines:' if done.tail else 'it printed nothing.'}",
+                     "\n".join(done.tail))
 
 
-def _wait(proc: subprocess.Popen[bytes], step: Step, progress: str, echo: Echo) -> int | None:
-    """The exit code, or None after a timeout killed the group; Ctrl-C kills it too and propagates."""
-    started = time.monotonic()
-    deadline = started + step.timeout if step.timeout else None
-    try:
-        while True:
-            budget = HEARTBEAT_S if deadline is None else min(HEARTBEAT_S, max(deadline - time.monotonic(), 0))
-            try:
-                return proc.wait(timeout=budget)
-            except subprocess.TimeoutExpired:
-                if deadline is not None and time.monotonic() >= deadline:
-                    kill_group(proc)
-                    return None
-                echo(f"{progress}: still running ({time.monotonic() - started:.0f}s)")
-    except KeyboardInterrupt:
-        kill_group(proc)
-        raise
-
-
-def run_step(step: Step, root: Path, env: Mapping[str, str], progress: str, echo: Echo = log) -> float:
-    """Runs the step to completion and returns its duration; raises StepFailed with the last output lines."""
-    started = time.monotonic()
-    proc = _start(step, root, env)
-    tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
-    assert proc.stdout is not None
-    reader = threading.Thread(target=_pump, args=(proc.stdout, f"[{step.name}] ", tail, echo), daemon=True)
-    reader.start()
-    try:
-        code = _wait(proc, step, progress, echo)
-    finally:
-        reader.join(timeout=2.0)
-        if reader.is_alive():  # a left-over background child still holds the output pipe
-            kill_group(proc)
-            reader.join(timeout=2.0)
-    duration = time.monotonic() - started
-    if code == 0:
-        return duration
+def _failure(step: Step, code: int | None) -> str:
     if code is None:
-        what = (f"timed out after {step.timeout:g}s and was killed; raise pipeline.{step.name}.timeout "
+        return (f"timed out after {step.timeout:g}s and was killed; raise pipeline.{step.name}.timeout "
                 "or make the step faster")
-    else:
-        hint = {127: " (command not found)", 126: " (not executable)"}.get(code, "")
-        what = f"failed with exit code {code}{hint if code > 0 else f' (killed by signal {-code})'}"
-    lines = "its last lines:" if tail else "it printed nothing."
-    raise StepFailed(step.name, code, f"step '{step.name}' {what} after {duration:.1f}s; {lines}", "\n".join(tail))
+    hint = {127: " (command not found)", 126: " (not executable)"}.get(code, "")
+    return f"failed with exit code {code}{hint if code > 0 else f' (killed by signal {-code})'}"
 
 
 @dataclass

@@ -19,22 +19,14 @@ from pathlib import Path
 from ..config.model import Config
 from ..console import log
 from ..errors import InvalidParameter, NotFound
-from ..registry import tags
-from ..registry.base import Registry, Run
-from .dag import norm
-from .hashing import write_atomic
+from ..registry import tags as names
+from ..registry.base import Registry, Run, RunStatus
+from ..support.files import write_atomic
+from ..support.paths import normalise
+from ..support.state import LAST_RUN_FILE
 
-TAG_PIPELINE_KEY = "mlops_bot.pipeline_key"
-TAG_CONFIG_DIGEST = "mlops_bot.config_digest"
-TAG_DATA_HASH = tags.DATA_HASH
-TAG_PARTIAL = "mlops_bot.partial"
 MODEL_ARTIFACT = "model"
 OUTS_ARTIFACT = "outs"
-STATE_FILE = "last-run.json"
-
-
-def step_key_tag(step: str) -> str:
-    return f"mlops_bot.step.{step}.key"
 
 
 def _now_ms() -> int:
@@ -102,7 +94,7 @@ class Tracker:
         run = self.registry.create_run(self.experiment_id, name=f"{self.config.model.name}-pipeline", tags=tags)
         return run.run_id
 
-    def end(self, run_id: str, status: str) -> None:
+    def end(self, run_id: str, status: RunStatus) -> None:
         self.registry.update_run(run_id, status, end_time=_now_ms())
 
     def finish(self, run_id: str, params: Mapping[str, object], metrics: Mapping[str, float],
@@ -125,7 +117,7 @@ class Tracker:
 
     def upload(self, run_id: str, outs: Iterable[str]) -> None:
         """Outs go under outs/<path>; a model directory goes only under model/ (no second copy)."""
-        root, model = self.config.root, norm(self.config.model.artifact)
+        root, model = self.config.root, normalise(self.config.model.artifact)
         model_dir = (root / model).is_dir()
         others = [o for o in outs if not (model_dir and o == model) and (root / o).exists()]
         self.state_dir.mkdir(parents=True, exist_ok=True)
@@ -145,14 +137,14 @@ class Tracker:
         """The newest FINISHED run of this experiment with the same pipeline key, if any."""
         runs = self.registry.search_runs(
             [self.experiment_id],
-            filter_string=f"tags.{TAG_PIPELINE_KEY} = '{pipeline_key}' and attributes.status = 'FINISHED'",
+            filter_string=f"tags.{names.PIPELINE_KEY} = '{pipeline_key}' and attributes.status = 'FINISHED'",
             order_by=["attributes.start_time DESC"], max_results=1)
         return runs[0] if runs else None
 
     def restore(self, run: Run, outs: Iterable[str]) -> list[str]:
         """Downloads `outs` from the run and moves them into place; returns the outs the run lacks
         (then nothing is moved)."""
-        root, model = self.config.root, norm(self.config.model.artifact)
+        root, model = self.config.root, normalise(self.config.model.artifact)
         self.state_dir.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=self.state_dir, prefix="restore-") as tmp:
             got: dict[str, Path] = {}
@@ -182,7 +174,7 @@ class Tracker:
     # the last run, so a no-op `run` can name it without asking the server
     def remembered(self, pipeline_key: str) -> str | None:
         try:
-            doc = json.loads((self.state_dir / STATE_FILE).read_text(encoding="utf-8"))
+            doc = json.loads((self.state_dir / LAST_RUN_FILE).read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return None
         same = isinstance(doc, dict) and doc.get("pipeline_key") == pipeline_key \
@@ -190,10 +182,9 @@ class Tracker:
         return str(doc["run_id"]) if same else None
 
     def remember(self, pipeline_key: str, run_id: str) -> None:
-        self.state_dir.mkdir(parents=True, exist_ok=True)
         doc = {"pipeline_key": pipeline_key, "run_id": run_id,
                "tracking": [self.config.tracking.uri, self.config.tracking.experiment]}
-        write_atomic(self.state_dir / STATE_FILE, json.dumps(doc, indent=1))
+        write_atomic(self.state_dir / LAST_RUN_FILE, json.dumps(doc, indent=1))
 
 
 def _replace(src: Path, dst: Path) -> None:

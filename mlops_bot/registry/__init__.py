@@ -10,13 +10,12 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from ..errors import NotFound, UsageError
+from ..support.state import state_path
 from .base import ModelVersion, Registry
-
-LOCAL_DIR = ".mlops-bot"
 
 
 def open_registry(tracking_uri: str, root: Path, env: Mapping[str, str] | None = None) -> Registry:
-    """`local` (or empty): the embedded store under `root/.mlops-bot`; http(s)://: an MLflow server.
+    """`local` (or empty): the embedded store in the state directory of `root`; http(s)://: an MLflow server.
 
     `env` supplies the MLFLOW_TRACKING_* credentials (os.environ when None).
     """
@@ -24,7 +23,7 @@ def open_registry(tracking_uri: str, root: Path, env: Mapping[str, str] | None =
     if uri in ("", "local"):
         from .local.store import LocalRegistry
 
-        return LocalRegistry(root / LOCAL_DIR)
+        return LocalRegistry(state_path(root))
     if uri.lower().startswith(("http://", "https://")):
         from .mlflow.client import MlflowRegistry
 
@@ -41,4 +40,4 @@ def alias_holder(registry: Registry, model: str, alias: str) -> ModelVersion | N
         return None
 
 
-__all__ = ["LOCAL_DIR", "Registry", "alias_holder", "open_registry"]
+__all__ = ["Registry", "alias_holder", "open_registry"]

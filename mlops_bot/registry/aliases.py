@@ -1,8 +1,8 @@
 """Aliases emulated with model-version tags, for registries without the alias API (GitLab, Azure ML).
 
-The version holding alias `champion` carries the tag `mlops-bot.alias.champion` whose value is the time
-(ms) it was set. Moving an alias sets the tag on the new version first and then clears it from the others,
-so a reader never sees no holder; if a crash leaves two, the newest stamp wins.
+The version holding alias `champion` carries the tag `mlops-bot.alias.champion` (tags.alias_tag) whose
+value is the time (ms) it was set. Moving an alias sets the tag on the new version first and then clears it
+from the others, so a reader never sees no holder; if a crash leaves two, the newest stamp wins.
 """
 
 from __future__ import annotations
@@ -12,18 +12,19 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 from .base import ModelVersion
+from .tags import alias_of_tag, alias_tag
 from .validation import check_alias
 
-ALIAS_TAG_PREFIX = "mlops-bot.alias."
+
 def holders(versions: Sequence[ModelVersion]) -> dict[str, str]:
     """alias -> version, from the tags (the newest stamp wins when two versions carry the same alias)."""
     best: dict[str, tuple[int, str]] = {}
     for version in versions:
         for key, value in version.tags.items():
-            if not key.startswith(ALIAS_TAG_PREFIX) or not value:
+            alias = alias_of_tag(key)
+            if alias is None or not value:
                 continue
             stamp = int(value) if value.isdigit() else 0
-            alias = key[len(ALIAS_TAG_PREFIX):]
             if alias not in best or (stamp, int(version.version)) > (best[alias][0], int(best[alias][1])):
                 best[alias] = (stamp, version.version)
     return {alias: version for alias, (_, version) in best.items()}
@@ -31,7 +32,7 @@ def holders(versions: Sequence[ModelVersion]) -> dict[str, str]:
 
 def present(version: ModelVersion, alias_map: dict[str, str]) -> ModelVersion:
     """The version as the native API would show it: alias tags hidden, `aliases` filled."""
-    tags = {k: v for k, v in version.tags.items() if not k.startswith(ALIAS_TAG_PREFIX)}
+    tags = {k: v for k, v in version.tags.items() if alias_of_tag(k) is None}
     names = tuple(sorted(a for a, v in alias_map.items() if v == version.version))
     return replace(version, tags=tags, aliases=names)
 
@@ -55,7 +56,7 @@ class TagAliases:
 
     def set(self, name: str, alias: str, version: str) -> None:
         self._check(alias)
-        key = ALIAS_TAG_PREFIX + alias
+        key = alias_tag(alias)
         self._set_tag(name, version, key, str(time.time_ns() // 1_000_000))
         for other in self._list_raw(name):
             if other.version != version and other.tags.get(key):
@@ -67,7 +68,7 @@ class TagAliases:
 
     def delete(self, name: str, alias: str) -> None:
         self._check(alias)
-        key = ALIAS_TAG_PREFIX + alias
+        key = alias_tag(alias)
         for version in self._list_raw(name):
             if version.tags.get(key):
                 self._clear_tag(name, version.version, key)

@@ -9,9 +9,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Literal, Protocol, get_args, runtime_checkable
 
-RUN_STATUSES = ("RUNNING", "SCHEDULED", "FINISHED", "FAILED", "KILLED")
+RunStatus = Literal["RUNNING", "SCHEDULED", "FINISHED", "FAILED", "KILLED"]  # MLflow's RunStatus
+RUN_STATUSES: tuple[RunStatus, ...] = get_args(RunStatus)
 
 
 @dataclass(frozen=True)
@@ -106,7 +107,7 @@ class Registry(Protocol):
     # experiments and runs
     def get_or_create_experiment(self, name: str) -> Experiment: ...
     def create_run(self, experiment_id: str, name: str = "", tags: Mapping[str, str] | None = None) -> Run: ...
-    def update_run(self, run_id: str, status: str, end_time: int | None = None) -> None: ...
+    def update_run(self, run_id: str, status: RunStatus, end_time: int | None = None) -> None: ...
     def log_batch(
         self,
         run_id: str,

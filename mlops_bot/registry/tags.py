@@ -1,22 +1,45 @@
-"""Names of the tags mlops-bot writes on model versions: lineage, verdicts, deployments.
+"""Every tag name mlops-bot writes or reads on runs, model versions and registered models, and every
+function that builds one: the one place they are spelled.
 
-One place, so that promote writes what gate, status and rollback read. Run tags live beside the
-pipeline (pipeline/tracking.py) and share the prefix.
+The values are stored in existing registries: never change one (tests/registry/test_tags.py pins them).
 """
 
 from __future__ import annotations
 
 PREFIX = "mlops_bot."
 
-# lineage, written when a version is registered
+# MLflow's own lineage tags, written where they exist so that MLflow's UI shows them
+MLFLOW_GIT_COMMIT = "mlflow.source.git.commit"
+MLFLOW_GIT_BRANCH = "mlflow.source.git.branch"
+MLFLOW_GIT_REPO_URL = "mlflow.source.git.repoURL"
+MLFLOW_RUN_NAME = "mlflow.runName"
+
+# lineage, written when a run is recorded or a version is registered
 COMMIT = PREFIX + "git.commit"
 BRANCH = PREFIX + "git.branch"
+GIT_DIRTY = PREFIX + "git.dirty"  # "true" | "false"
 REPOSITORY = PREFIX + "git.repository"
 PULL_REQUEST = PREFIX + "pull_request"
 RUN_ID = PREFIX + "run_id"
 RUN_URL = PREFIX + "run_url"
 CONFIG_DIGEST = PREFIX + "config_digest"
 DATA_HASH = PREFIX + "data_hash"
+REUSED_FROM = PREFIX + "reused_from"  # read (shown as lineage) but no longer written
+
+# the pipeline run: what makes it findable for reuse
+PIPELINE_KEY = PREFIX + "pipeline_key"
+PARTIAL = PREFIX + "partial"  # "true" on a run of --step: never reused
+
+
+def step_key(step: str) -> str:
+    """The cache key of a step's inputs, on the pipeline's run."""
+    return f"{PREFIX}step.{step}.key"
+
+
+def step_status(step: str) -> str:
+    """How a step ended in the pipeline's run (ran, cached, ...)."""
+    return f"{PREFIX}step.{step}.status"
+
 
 # the decision that judged the version
 VERDICT = PREFIX + "verdict"  # pass | fail
@@ -29,10 +52,37 @@ PROMOTED_AT = PREFIX + "promoted_at"
 REPLACED_BY = PREFIX + "replaced_by"
 ROLLED_BACK = PREFIX + "rolled_back"  # why it was taken out of service
 
+# deployments, per target (see deploy/base.py for the fields)
+DEPLOY_PREFIX = PREFIX + "deploy."
+
+
+def deploy_tag(target: str, field: str) -> str:
+    """`mlops_bot.deploy.<target>.<field>`: status, at, key, detail, url, commit."""
+    return f"{DEPLOY_PREFIX}{target}.{field}"
+
 
 def deploy_status(target: str) -> str:
-    return f"{PREFIX}deploy.{target}.status"
+    return deploy_tag(target, "status")
 
 
 def deploy_detail(target: str) -> str:
-    return f"{PREFIX}deploy.{target}.detail"
+    return deploy_tag(target, "detail")
+
+
+# aliases emulated with version tags, for registries without the alias API (note the hyphen: historical)
+ALIAS_PREFIX = "mlops-bot.alias."
+
+
+def alias_tag(alias: str) -> str:
+    return ALIAS_PREFIX + alias
+
+
+def alias_of_tag(key: str) -> str | None:
+    """The alias an emulation tag stands for; None for any other tag."""
+    return key[len(ALIAS_PREFIX):] if key.startswith(ALIAS_PREFIX) else None
+
+
+# on MLflow: a run's create token (a retried create finds the run it made) and the lock model's holder
+CREATE_TOKEN = PREFIX + "create_token"
+LOCK_OWNER = PREFIX + "lock.owner"
+LOCK_EXPIRES = PREFIX + "lock.expires"

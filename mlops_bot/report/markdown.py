@@ -16,7 +16,18 @@ from typing import Any
 
 from ..decide.decision import CriterionResult, Decision
 from ..metrics.numbers import fmt, fmt_pct, fmt_signed
-from .sections import FAIL, PASS, Links, cell, champion_history, charts, escape, lineage, params_table, significance
+from .sections import (
+    FAIL,
+    PASS,
+    Links,
+    cell,
+    escape,
+    history_table,
+    lineage_details,
+    params_table,
+    significance_line,
+    trend_charts,
+)
 
 __all__ = ["MAX_CHARS", "Links", "marker", "render_json", "render_markdown"]
 
@@ -58,8 +69,8 @@ def _render(decision: Decision, links: Links, history: int, chart: bool, budget:
     cap = history if budget.history is None else min(history, budget.history)
     blocks = [
         marker(decision.model), _verdict(decision), _table(decision), _reasons(decision.criteria),
-        significance(decision), charts(decision, history) if chart else "",
-        params_table(decision, budget.params), lineage(decision, links), champion_history(decision, history, cap),
+        significance_line(decision), trend_charts(decision, history) if chart else "",
+        params_table(decision, budget.params), lineage_details(decision, links), history_table(decision, history, cap),
         f"<sub>mlops-bot · {escape(decision.created_at)}</sub>",
     ]
     return "\n\n".join(b for b in blocks if b) + "\n"

@@ -1,4 +1,7 @@
-"""The report's secondary sections (significance, charts, params, lineage, history) and markdown escaping. Pure.
+"""The report's secondary sections and markdown escaping. Pure.
+
+One function a section, named for what it renders: `significance_line`, `trend_charts`, `params_table`,
+`lineage_details`, `history_table`. markdown.py puts them in order under the verdict and the criteria table.
 
 Params, tags and metric names are the PR author's text: they are escaped (no HTML), shown as inline code in
 tables, and cut at CELL_LIMIT characters.
@@ -58,7 +61,7 @@ def omitted(count: int, what: str) -> str:
     return f"\n\n_{count} more {what} left out to keep the comment under the forge's size limit._" if count else ""
 
 
-def significance(decision: Decision) -> str:
+def significance_line(decision: Decision) -> str:
     s = decision.significance
     if s is None:
         return ""
@@ -67,7 +70,7 @@ def significance(decision: Decision) -> str:
     return f"**Significance**{how}: {mark} {escape(s.reason)}"
 
 
-def charts(decision: Decision, history: int) -> str:
+def trend_charts(decision: Decision, history: int) -> str:
     """A Mermaid line chart per criterion metric across the last `history` champions and the challenger;
     the first metric's is shown, the others are folded."""
     if history <= 0:
@@ -114,7 +117,7 @@ def params_table(decision: Decision, rows: int | None) -> str:
     return folded(f"Params that differ ({len(diff)})", body)
 
 
-def lineage(decision: Decision, links: Links) -> str:
+def lineage_details(decision: Decision, links: Links) -> str:
     ch = decision.challenger
     items = [f"run {_run(ch.run_id, links)}"] if ch.run_id else []
     items += [f"{escape(k)} {_commit(v, links) if k == 'commit' else code(v)}" for k, v in ch.lineage.items()]
@@ -138,7 +141,7 @@ def _rescored(logged: Mapping[str, float], rescored: Mapping[str, float]) -> str
     return "\n".join(rows)
 
 
-def champion_history(decision: Decision, wanted: int, cap: int) -> str:
+def history_table(decision: Decision, wanted: int, cap: int) -> str:
     """The last `wanted` earlier champions as a table, at most `cap` rows of them (the size budget)."""
     history = decision.history[-wanted:] if wanted > 0 else ()
     if not history:

@@ -23,12 +23,14 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..console import log
-from ..events.audit import EventLog
-from ..events.bus import EVENTS_DIR, Bus, Event
+from ..events.audit import EventLog, events_dir
+from ..events.bus import Bus
+from ..events.event import Event
 from ..events.rules import RuleHandler
-from .spool import SPOOL_FILE, Spool, SpoolWriter, pruned
+from ..support.state import SPOOL_FILE
+from .spool import Spool, SpoolWriter, prune_change
 from .verify import Rejected, github_event, gitlab_event, mlflow_event
-from .workers import Processor, WorkerPool
+from .workers import EventRunner, WorkerPool
 
 if TYPE_CHECKING:
     from starlette.applications import Starlette
@@ -45,15 +47,15 @@ MAX_BODY = 1024 * 1024
 class Service:
     """The receiver's state: secrets, counters, the spool and its writer, the worker pool."""
 
-    def __init__(self, config: Config, env: Mapping[str, str], workers: int = 2, max_body: int = MAX_BODY,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, config: Config, env: Mapping[str, str], rules: RuleHandler, workers: int = 2,
+                 max_body: int = MAX_BODY, clock: Callable[[], float] = time.time) -> None:
         self.config, self.workers, self.max_body, self.clock = config, workers, max_body, clock
         self.secrets = {source: env.get(name, "") for source, name in SECRETS.items()}
         self.counters: Counter[str] = Counter()
-        self.directory = config.root / EVENTS_DIR
+        self.directory = events_dir(config.root)
         self.audit = EventLog(self.directory)
-        self.rules = RuleHandler(config, env)
-        self.bus = Bus(self.audit, [self.rules])
+        self.rules = rules  # the `on:` rules with the flows' actions, handed in by flows/serve.py
+        self.bus = Bus([self.rules])
         self.pool: WorkerPool | None = None
         self.writer: SpoolWriter | None = None
         self.reader: Spool | None = None
@@ -72,8 +74,8 @@ class Service:
         self.writer = SpoolWriter(Spool(path), on_commit=lambda: pool_box[0].wake() if pool_box else None).start()
         self.writer.spool.prune()
         writer = self.writer
-        self.pool = WorkerPool(self.reader, lambda: Processor(self.bus, self.rules, self.audit, writer, logged),
-                               self.bus, self.workers, housekeeping=lambda: writer.submit(pruned()))
+        self.pool = WorkerPool(self.reader, lambda: EventRunner(self.bus, self.rules, self.audit, writer, logged),
+                               self.bus, self.workers, housekeeping=lambda: writer.submit(prune_change()))
         pool_box.append(self.pool)
         self.pool.start()
         if pending:

@@ -21,12 +21,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ..events.bus import Event
+from ..events.event import Event
 
-SPOOL_FILE = "spool.db"
 KEEP_IDS_S = 7 * 24 * 3600  # handled ids are kept this long: longer than any sender retries or MAX_AGE_S
 BATCH = 256
 T = TypeVar("T")
+# A change is one SQL statement waiting for a connection: the spool runs it in a transaction of its own,
+# SpoolWriter batches many into one commit.
+Change = Callable[[sqlite3.Connection], Any]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -88,7 +90,7 @@ class Spool:
         """Adds the events; False for each id the spool holds already (a duplicate or a replay)."""
         return self.transaction(lambda conn: [insert(conn, e) for e in events])
 
-    def apply(self, changes: Iterable[Callable[[sqlite3.Connection], Any]]) -> None:
+    def apply(self, changes: Iterable[Change]) -> None:
         self.transaction(lambda conn: [change(conn) for change in changes])
 
     def pending(self, after_seq: int = 0, limit: int = BATCH) -> list[Spooled]:
@@ -104,7 +106,7 @@ class Spool:
         return {"pending": 0, "handled": 0, "failed": 0, **{state: n for state, n in rows}}
 
     def prune(self, now: float | None = None) -> int:
-        return self.transaction(pruned(now))
+        return self.transaction(prune_change(now))
 
 
 def hold_exclusive(path: Path, what: str) -> int:
@@ -129,23 +131,22 @@ def insert(conn: sqlite3.Connection, event: Event) -> bool:
     return cursor.rowcount == 1
 
 
-def pruned(now: float | None = None) -> Callable[[sqlite3.Connection], int]:
+def prune_change(now: float | None = None) -> Callable[[sqlite3.Connection], int]:
     """Forgets handled and failed events older than KEEP_IDS_S; returns how many."""
     cutoff = (now or time.time()) - KEEP_IDS_S
     return lambda conn: int(conn.execute("DELETE FROM events WHERE state != 'pending' AND received < ?",
                                          (cutoff,)).rowcount)
 
 
-def handled(event_id: str) -> Callable[[sqlite3.Connection], Any]:
+def handled_change(event_id: str) -> Change:
     return lambda conn: conn.execute("UPDATE events SET state = 'handled', error = '' WHERE id = ?", (event_id,))
 
 
-def progressed(event_id: str, done: int) -> Callable[[sqlite3.Connection], Any]:
+def progress_change(event_id: str, done: int) -> Change:
     return lambda conn: conn.execute("UPDATE events SET done = ? WHERE id = ?", (done, event_id))
 
 
-def retry_later(event_id: str, attempts: int, next_at: float, error: str,
-                final: bool) -> Callable[[sqlite3.Connection], Any]:
+def retry_change(event_id: str, attempts: int, next_at: float, error: str, final: bool) -> Change:
     state = "failed" if final else "pending"
     return lambda conn: conn.execute("UPDATE events SET state = ?, attempts = ?, next_at = ?, error = ? WHERE id = ?",
                                      (state, attempts, next_at, error[:2000], event_id))
@@ -182,7 +183,7 @@ class SpoolWriter:
     def insert(self, event: Event) -> Future[bool]:
         return self.submit(lambda conn: insert(conn, event))
 
-    def apply(self, changes: Iterable[Callable[[sqlite3.Connection], Any]]) -> None:
+    def apply(self, changes: Iterable[Change]) -> None:
         """Commits the changes; returns when they are on disk (raises what the commit raised)."""
         batch = list(changes)
         self.submit(lambda conn: [change(conn) for change in batch]).result()

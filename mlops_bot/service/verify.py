@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..events.bus import Event, model_subject
+from ..events.event import Event, model_subject
 
 MAX_AGE_S = 300
 MAX_SKEW_S = 60

@@ -19,13 +19,13 @@ import time
 import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import replace
-from typing import Any, Protocol
+from typing import Protocol
 
 from ..console import log
 from ..events.audit import EventLog
 from ..events.bus import Bus, activate
-from ..events.rules import RuleHandler, Step, run_step
-from .spool import Spool, Spooled, handled, progressed, retry_later
+from ..events.rules import PlannedAction, RuleHandler, perform
+from .spool import Change, Spool, Spooled, handled_change, progress_change, retry_change
 
 MAX_ATTEMPTS = 5
 BACKOFF_S = 2.0
@@ -35,29 +35,34 @@ HOUSEKEEPING_S = 3600.0
 TAKE = 64  # events a worker takes at once; the ones without actions are logged and marked as one batch
 
 
-class Marks(Protocol):
-    def apply(self, changes: Iterable[Callable[[Any], Any]]) -> None: ...
+class SpoolChanges(Protocol):
+    """Where progress is recorded: the Spool itself (`watch`), or serve's group-committing SpoolWriter."""
+
+    def apply(self, changes: Iterable[Change]) -> None: ...
 
 
-class Processor:
-    def __init__(self, bus: Bus, rules: RuleHandler, audit: EventLog, marks: Marks, logged: set[str]) -> None:
-        self.bus, self.rules, self.audit, self.marks, self.logged = bus, rules, audit, marks, logged
+class EventRunner:
+    """Runs spooled events through the `on:` rules, recording each finished action before the next starts."""
 
-    def process(self, batch: list[Spooled]) -> list[Spooled]:
+    def __init__(self, bus: Bus, rules: RuleHandler, audit: EventLog, changes: SpoolChanges,
+                 logged: set[str]) -> None:
+        self.bus, self.rules, self.audit, self.changes, self.logged = bus, rules, audit, changes, logged
+
+    def run(self, batch: list[Spooled]) -> list[Spooled]:
         """Handles the batch in order; returns the events to try again later."""
-        quiet: list[Spooled] = []
+        unmatched: list[Spooled] = []  # no rule acts on them: logged and marked handled as one batch
         retry: list[Spooled] = []
         for item in batch:
-            steps = self.rules.plan(item.event)
-            if not steps:
-                quiet.append(item)
+            planned = self.rules.plan(item.event)
+            if not planned:
+                unmatched.append(item)
                 continue
-            self._settle(quiet)
-            quiet = []
-            again = self._handle(item, steps)
+            self._finish_unmatched(unmatched)
+            unmatched = []
+            again = self._handle(item, planned)
             if again is not None:
                 retry.append(again)
-        self._settle(quiet)
+        self._finish_unmatched(unmatched)
         return retry
 
     def _unlogged(self, items: list[Spooled]) -> list[Spooled]:
@@ -65,28 +70,28 @@ class Processor:
         self.logged.difference_update(i.event.id for i in items)
         return fresh
 
-    def _settle(self, items: list[Spooled]) -> None:
+    def _finish_unmatched(self, items: list[Spooled]) -> None:
         if items:
             self.audit.append_many(i.event for i in self._unlogged(items))
-            self.marks.apply([handled(i.event.id) for i in items])
+            self.changes.apply([handled_change(i.event.id) for i in items])
 
-    def _handle(self, item: Spooled, steps: list[Step]) -> Spooled | None:
+    def _handle(self, item: Spooled, planned: list[PlannedAction]) -> Spooled | None:
         event = item.event
         if item.attempts == 0 and item.done == 0:
             self.audit.append_many(i.event for i in self._unlogged([item]))
-        context = self.rules.context()
+        runner = self.rules.runner()
         index = item.done
         try:
-            while index < len(steps):
+            while index < len(planned):
                 with self.bus.handling():  # what the action emits is handled after it, in this thread
-                    index = run_step(steps, index, event, context)
-                if index < len(steps):
-                    self.marks.apply([progressed(event.id, index)])
-        except Exception as exc:
+                    index = perform(planned, index, event, runner)
+                if index < len(planned):
+                    self.changes.apply([progress_change(event.id, index)])
+        except Exception as exc:  # a bug too: retried, then given up and shown by `mlops-bot events`
             return self._failed(item, index, exc)
         finally:
-            context.close()
-        self.marks.apply([handled(event.id)])
+            runner.close()
+        self.changes.apply([handled_change(event.id)])
         return None
 
     def _failed(self, item: Spooled, index: int, exc: Exception) -> Spooled | None:
@@ -94,17 +99,17 @@ class Processor:
         final = attempts >= MAX_ATTEMPTS
         wait = min(BACKOFF_S * 2 ** (attempts - 1), MAX_BACKOFF_S)
         why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        self.marks.apply([progressed(item.event.id, index),
-                          retry_later(item.event.id, attempts, time.time() + wait, why, final)])
+        self.changes.apply([progress_change(item.event.id, index),
+                            retry_change(item.event.id, attempts, time.time() + wait, why, final)])
         then = "given up; see `mlops-bot events`" if final else f"retry {attempts}/{MAX_ATTEMPTS - 1} in {wait:.0f} s"
         log(f"mlops-bot serve: {item.event.type} ({item.event.id}) failed: {why}; {then}")
         return None if final else replace(item, done=index, attempts=attempts, next_at=time.time() + wait)
 
 
 class WorkerPool:
-    def __init__(self, reader: Spool, processor: Callable[[], Processor], bus: Bus, workers: int,
+    def __init__(self, reader: Spool, runner: Callable[[], EventRunner], bus: Bus, workers: int,
                  housekeeping: Callable[[], object] = lambda: None) -> None:
-        self.reader, self.make_processor, self.bus, self.housekeeping = reader, processor, bus, housekeeping
+        self.reader, self.make_runner, self.bus, self.housekeeping = reader, runner, bus, housekeeping
         self._housekept = time.monotonic()
         self.queues: list[queue.Queue[Spooled]] = [queue.Queue(QUEUE_SIZE) for _ in range(max(workers, 1))]
         self._wake, self._stopping = threading.Event(), threading.Event()
@@ -172,7 +177,7 @@ class WorkerPool:
             self._route(row)
 
     def _work(self, inbox: queue.Queue[Spooled]) -> None:
-        processor = self.make_processor()
+        runner = self.make_runner()
         with activate(self.bus):
             while not self._stopping.is_set():
                 try:
@@ -185,7 +190,7 @@ class WorkerPool:
                     except queue.Empty:
                         break
                 try:
-                    for row in processor.process(batch):
+                    for row in runner.run(batch):
                         self._later(row)
                 except Exception as exc:  # the spool or the log failed: the rows stay pending for a restart
                     log(f"mlops-bot serve: {len(batch)} event(s) left pending until a restart: "

@@ -11,8 +11,7 @@ import pytest
 from mlops_bot.cli import main
 from mlops_bot.config import load_config
 from mlops_bot.errors import ConfigError
-
-from .conftest import VALID
+from tests.helpers.ml_yaml import VALID
 
 
 def problems_of(path: Path) -> list[str]:

@@ -12,8 +12,7 @@ from hypothesis import strategies as st
 
 from mlops_bot.config import load_config
 from mlops_bot.errors import ConfigError
-
-from .conftest import VALID
+from tests.helpers.ml_yaml import VALID
 
 BASE = yaml.safe_load(VALID)
 ODD_VALUES = st.one_of(

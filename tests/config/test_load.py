@@ -9,8 +9,7 @@ import pytest
 from mlops_bot.config import load_config
 from mlops_bot.config.model import Config
 from mlops_bot.errors import ConfigError
-
-from .conftest import VALID
+from tests.helpers.ml_yaml import VALID
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -12,10 +12,9 @@ import pytest
 from mlops_bot.config.model import Significance
 from mlops_bot.errors import DataError
 from mlops_bot.flows.compare import compare_registry
-from mlops_bot.lifecycle.champion import PROMOTED_TAG, champion_history, latest_run_id, resolve_champion
+from mlops_bot.lifecycle.champion import PROMOTED_TAG, earlier_champions, latest_run_id, resolve_champion
 from mlops_bot.registry.base import Registry
-
-from .conftest import ACCURACY, LATENCY, NOW, compare_of, make_config
+from tests.helpers.decisions import ACCURACY, LATENCY, NOW, compare_of, make_config
 
 
 @pytest.fixture(params=["local", pytest.param("mlflow", marks=pytest.mark.mlflow)])
@@ -56,7 +55,7 @@ def test_no_champion_is_a_bootstrap(registry: Registry, model: str, tmp_path: Pa
     assert decision.challenger.lineage["dirty"] == "false"
 
 
-def test_champion_history_and_verdict(registry: Registry, model: str, tmp_path: Path) -> None:
+def test_earlier_champions_and_verdict(registry: Registry, model: str, tmp_path: Path) -> None:
     v1 = register(registry, model, {"accuracy": 0.90, "latency_ms": 100.0}, True)
     register(registry, model, {"accuracy": 0.80, "latency_ms": 90.0}, False)  # never champion: not charted
     v3 = register(registry, model, {"accuracy": 0.92, "latency_ms": 101.0}, True, params={"C": "1.0"})
@@ -66,11 +65,11 @@ def test_champion_history_and_verdict(registry: Registry, model: str, tmp_path: 
     assert (champion.version, champion.metrics, champion.params) == \
         (v3, {"accuracy": 0.92, "latency_ms": 101.0}, {"C": "1.0"})
     assert champion.source == f"models:/{model}@champion"
-    history = champion_history(registry, model, 10, champion)
+    history = earlier_champions(registry, model, 10, champion)
     assert [h.version for h in history] == [v1, v3]
     assert history[0].metrics == {"accuracy": 0.90, "latency_ms": 100.0}
-    assert [h.version for h in champion_history(registry, model, 1, champion)] == [v3]
-    assert champion_history(registry, model, 0, champion) == []
+    assert [h.version for h in earlier_champions(registry, model, 1, champion)] == [v3]
+    assert earlier_champions(registry, model, 0, champion) == []
 
     run_id = finished_run(registry, {"accuracy": 0.921, "latency_ms": 99.0}, params={"C": "0.5"})
     decision = compare_registry(make_config(compare_of(ACCURACY, LATENCY), root=tmp_path, model=model), registry,

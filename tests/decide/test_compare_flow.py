@@ -11,8 +11,7 @@ import pytest
 from mlops_bot import cli
 from mlops_bot.lifecycle.champion import PROMOTED_TAG
 from mlops_bot.registry.local.store import LocalRegistry
-
-from .conftest import DECISION_VALIDATOR
+from tests.helpers.decisions import DECISION_VALIDATOR
 
 ML_YAML = """\
 version: 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 
 import jsonschema
 import pytest
@@ -14,8 +15,7 @@ from mlops_bot.config.model import Criterion, Significance
 from mlops_bot.decide.decision import Decision, ParamChange, SignificanceResult
 from mlops_bot.decide.verdict import decide, params_diff
 from mlops_bot.errors import DataError, UsageError
-
-from .conftest import (
+from tests.helpers.decisions import (
     ACCURACY,
     DECISION_SCHEMA,
     DECISION_VALIDATOR,
@@ -135,6 +135,25 @@ def test_json_round_trip_and_schema() -> None:
     assert back.to_dict() == doc
     assert math.isnan(back.challenger.metrics["accuracy"])
     jsonschema.validate(sample_decision().to_dict(), DECISION_SCHEMA)
+
+
+@pytest.mark.parametrize(("where", "value", "message"), [
+    (("verdict",), "passed", "verdict is 'passed', not one of pass, fail"),
+    (("criteria", 0, "baseline"), "today", "baseline is 'today', not one of rescored, logged"),
+    (("criteria", 0, "checks", 0, "rule"), "thresold", "rule is 'thresold', not one of threshold, "),
+    (("significance", "test"), "t_test", "significance test is 't_test', not one of paired_bootstrap, mcnemar"),
+])
+def test_a_name_outside_its_literal_type_is_not_a_decision(where: tuple[str | int, ...], value: str,
+                                                           message: str) -> None:
+    d = decide("m", compare_of(ACCURACY, significance=SIG), challenger({"accuracy": 0.95}),
+               champion({"accuracy": 0.9}), significance=significance(True), now=NOW)
+    doc = json.loads(json.dumps(d.to_dict()))
+    node = doc
+    for key in where[:-1]:
+        node = node[key]
+    node[where[-1]] = value
+    with pytest.raises(ValueError, match=re.escape(message)):
+        Decision.from_dict(doc)
 
 
 def test_schema_describes_every_property() -> None:

@@ -8,9 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mlops_bot.config.model import Criterion, Regression
-from mlops_bot.decide.criteria import judge
-
-from .conftest import champion
+from mlops_bot.decide.criteria import judge_criterion
+from tests.helpers.decisions import champion
 
 # Metrics as people write and read them: up to 4 decimals, within everyday magnitudes.
 decimals = st.decimals(min_value=Decimal("-1000"), max_value=Decimal("1000"), places=4, allow_nan=False)
@@ -25,8 +24,8 @@ def test_exactly_the_required_change_passes_and_one_step_less_fails(c: Decimal, 
     rule = Criterion("m", greater_is_better=up, min_absolute_change=float(a))
     on_boundary = float(c + sign * a)
     short = float(c + sign * (a - STEP))
-    assert judge(rule, {"m": on_boundary}, champion({"m": float(c)})).passed
-    assert not judge(rule, {"m": short}, champion({"m": float(c)})).passed
+    assert judge_criterion(rule, {"m": on_boundary}, champion({"m": float(c)})).passed
+    assert not judge_criterion(rule, {"m": short}, champion({"m": float(c)})).passed
 
 
 @settings(max_examples=300, deadline=None)
@@ -34,8 +33,8 @@ def test_exactly_the_required_change_passes_and_one_step_less_fails(c: Decimal, 
 def test_exactly_the_allowed_regression_passes_and_one_step_more_fails(c: Decimal, a: Decimal, up: bool) -> None:
     sign = -1 if up else 1
     rule = Criterion("m", greater_is_better=up, max_regression=Regression(absolute=float(a)))
-    assert judge(rule, {"m": float(c + sign * a)}, champion({"m": float(c)})).passed
-    assert not judge(rule, {"m": float(c + sign * (a + STEP))}, champion({"m": float(c)})).passed
+    assert judge_criterion(rule, {"m": float(c + sign * a)}, champion({"m": float(c)})).passed
+    assert not judge_criterion(rule, {"m": float(c + sign * (a + STEP))}, champion({"m": float(c)})).passed
 
 
 @settings(max_examples=300, deadline=None)
@@ -46,8 +45,8 @@ def test_lower_is_better_mirrors_greater_is_better(x: Decimal, c: Decimal, t: De
                    max_regression=Regression(absolute=float(a), relative=float(r)))
     down = Criterion("m", greater_is_better=False, threshold=float(-t), min_absolute_change=float(a),
                      min_relative_change=float(r), max_regression=Regression(absolute=float(a), relative=float(r)))
-    ours = judge(up, {"m": float(x)}, champion({"m": float(c)}))
-    mirrored = judge(down, {"m": float(-x)}, champion({"m": float(-c)}))
+    ours = judge_criterion(up, {"m": float(x)}, champion({"m": float(c)}))
+    mirrored = judge_criterion(down, {"m": float(-x)}, champion({"m": float(-c)}))
     assert [k.passed for k in ours.checks] == [k.passed for k in mirrored.checks]
 
 
@@ -56,5 +55,5 @@ def test_lower_is_better_mirrors_greater_is_better(x: Decimal, c: Decimal, t: De
 def test_a_better_challenger_never_fares_worse(x: Decimal, better: Decimal, c: Decimal, a: Decimal) -> None:
     rule = Criterion("m", threshold=0.5, min_absolute_change=float(a), max_regression=Regression(relative=0.05))
     base = champion({"m": float(c)})
-    if judge(rule, {"m": float(x)}, base).passed:
-        assert judge(rule, {"m": float(x + better)}, base).passed
+    if judge_criterion(rule, {"m": float(x)}, base).passed:
+        assert judge_criterion(rule, {"m": float(x + better)}, base).passed

@@ -10,8 +10,8 @@ from mlops_bot.decide.decision import HistoryPoint
 from mlops_bot.decide.significance import mcnemar
 from mlops_bot.decide.verdict import decide
 from mlops_bot.report.markdown import MAX_CHARS, Links, marker, render_json, render_markdown
-
-from .conftest import ACCURACY, LATENCY, NOW, challenger, champion, check_snapshot, compare_of, sample_decision
+from tests.helpers.decisions import ACCURACY, LATENCY, NOW, challenger, champion, compare_of, sample_decision
+from tests.helpers.snapshots import check_snapshot
 
 LINKS = Links(run="http://127.0.0.1:5000/#/experiments/1/runs/{run_id}",
               commit="https://github.com/acme/iris/commit/{commit}")
@@ -85,7 +85,7 @@ def test_stays_under_the_comment_limit_without_touching_the_verdict_table() -> N
     params = {f"param_{i:05d}": "v" * 150 for i in range(3000)}
     history = tuple(HistoryPoint(str(v), f"run{v}", {"accuracy": 0.9, "latency_ms": 100.0}) for v in range(1, 101))
     big = decide("iris-classifier", compare_of(ACCURACY, LATENCY),
-                 challenger(base.challenger.metrics, params=params), base.champion, history=history, now=NOW)
+                 challenger(base.challenger.metrics, params=params), base.champion, now=NOW).with_history(history)
     full = render_markdown(big, history=100, limit=10**9)
     assert len(full) > MAX_CHARS
     text = render_markdown(big, history=100)

@@ -7,9 +7,8 @@ import math
 import pytest
 
 from mlops_bot.config.model import Criterion, Regression
-from mlops_bot.decide.criteria import judge
-
-from .conftest import champion
+from mlops_bot.decide.criteria import judge_criterion
+from tests.helpers.decisions import champion
 
 NAN, INF = math.nan, math.inf
 ABSENT = object()
@@ -98,13 +97,13 @@ CASES = [
 def test_rule(criterion: Criterion, x: object, c: object, passed: bool, reason: str) -> None:
     mine = {} if x is ABSENT else {criterion.metric: x}
     theirs = champion({} if c is ABSENT else {criterion.metric: c})  # type: ignore[dict-item]
-    result = judge(criterion, mine, theirs)  # type: ignore[arg-type]
+    result = judge_criterion(criterion, mine, theirs)  # type: ignore[arg-type]
     assert (result.passed, result.reason) == (passed, reason)
     assert result.passed == all(check.passed for check in result.checks)
 
 
 def test_no_champion_applies_thresholds_only() -> None:
-    result = judge(Criterion("accuracy", threshold=0.8, min_absolute_change=0.01), {"accuracy": 0.95}, None)
+    result = judge_criterion(Criterion("accuracy", threshold=0.8, min_absolute_change=0.01), {"accuracy": 0.95}, None)
     assert result.passed
     assert result.reason == ("accuracy 0.95 >= threshold 0.8; "
                              "no champion yet (bootstrap): min_absolute_change not applied")
@@ -113,18 +112,18 @@ def test_no_champion_applies_thresholds_only() -> None:
 
 
 def test_bootstrap_still_fails_a_threshold() -> None:
-    result = judge(Criterion("accuracy", threshold=0.8, min_absolute_change=0.01), {"accuracy": 0.7}, None)
+    result = judge_criterion(Criterion("accuracy", threshold=0.8, min_absolute_change=0.01), {"accuracy": 0.7}, None)
     assert not result.passed
     assert result.reason.startswith("accuracy 0.7 < threshold 0.8")
 
 
 def test_rescored_value_is_the_baseline_and_is_named() -> None:
     theirs = champion({"accuracy": 0.9, "latency_ms": 100.0}, rescored={"accuracy": 0.93})
-    result = judge(Criterion("accuracy", min_absolute_change=0.01), {"accuracy": 0.95}, theirs)
+    result = judge_criterion(Criterion("accuracy", min_absolute_change=0.01), {"accuracy": 0.95}, theirs)
     assert (result.passed, result.champion, result.baseline) == (True, 0.93, "rescored")
     assert result.reason == "+0.02 vs champion v3 (0.93, rescored), needs +0.01"
     # a metric the rescoring did not produce falls back to the logged value
-    guard = judge(Criterion("latency_ms", greater_is_better=False, max_regression=Regression(absolute=1)),
+    guard = judge_criterion(Criterion("latency_ms", greater_is_better=False, max_regression=Regression(absolute=1)),
                   {"latency_ms": 100.5}, theirs)
     assert (guard.passed, guard.champion, guard.baseline) == (True, 100.0, "logged")
 
@@ -132,14 +131,14 @@ def test_rescored_value_is_the_baseline_and_is_named() -> None:
 def test_rescored_worse_than_logged_judges_on_todays_data() -> None:
     # logged 0.95 would fail a +0.01 rule for 0.955; today's data rescored the champion to 0.93
     theirs = champion({"accuracy": 0.95}, rescored={"accuracy": 0.93})
-    assert judge(Criterion("accuracy", min_absolute_change=0.01), {"accuracy": 0.955}, theirs).passed
+    assert judge_criterion(Criterion("accuracy", min_absolute_change=0.01), {"accuracy": 0.955}, theirs).passed
 
 
 def test_change_and_percentage() -> None:
-    result = judge(Criterion("accuracy", threshold=0.5), {"accuracy": 0.951}, champion({"accuracy": 0.939}))
+    result = judge_criterion(Criterion("accuracy", threshold=0.5), {"accuracy": 0.951}, champion({"accuracy": 0.939}))
     assert result.change == pytest.approx(0.012, abs=1e-15)
     assert result.change_pct == pytest.approx(100 * 0.012 / 0.939)
-    zero = judge(Criterion("accuracy", threshold=0.0), {"accuracy": 0.1}, champion({"accuracy": 0.0}))
+    zero = judge_criterion(Criterion("accuracy", threshold=0.0), {"accuracy": 0.1}, champion({"accuracy": 0.0}))
     assert (zero.change, zero.change_pct) == (0.1, None)
 
 
@@ -155,5 +154,6 @@ def test_criterion_descriptions() -> None:
 
 
 def test_criterion_without_rules_only_needs_a_value() -> None:
-    assert judge(Criterion("f1"), {"f1": 0.5}, None).reason == "f1 0.5 is logged (no threshold or change rule)"
-    assert not judge(Criterion("f1"), {"f1": NAN}, None).passed
+    result = judge_criterion(Criterion("f1"), {"f1": 0.5}, None)
+    assert result.reason == "f1 0.5 is logged (no threshold or change rule)"
+    assert not judge_criterion(Criterion("f1"), {"f1": NAN}, None).passed

@@ -74,9 +74,9 @@ def test_mcnemar_needs_zero_one_scores() -> None:
 
 def test_bootstrap_is_reproducible_and_seeded() -> None:
     ours, theirs = correctness(2000, 0.91, 1), correctness(2000, 0.89, 2)
-    first = paired_bootstrap(ours, theirs, metric="accuracy", alpha=0.05, greater_is_better=True, seed=7)
-    again = paired_bootstrap(ours, theirs, metric="accuracy", alpha=0.05, greater_is_better=True, seed=7)
-    other = paired_bootstrap(ours, theirs, metric="accuracy", alpha=0.05, greater_is_better=True, seed=8)
+    first = paired_bootstrap(ours, theirs, Significance("accuracy", seed=7), greater_is_better=True)
+    again = paired_bootstrap(ours, theirs, Significance("accuracy", seed=7), greater_is_better=True)
+    other = paired_bootstrap(ours, theirs, Significance("accuracy", seed=8), greater_is_better=True)
     assert first == again
     assert (first.ci_low, first.ci_high) != (other.ci_low, other.ci_high)
 
@@ -93,7 +93,7 @@ def test_bootstrap_interval_matches_the_normal_approximation(continuous: bool) -
     diffs = [a - b for a, b in zip(ours, theirs, strict=True)]
     mean = sum(diffs) / len(diffs)
     half = 1.96 * stats.tstd(diffs) / math.sqrt(len(diffs))
-    result = paired_bootstrap(ours, theirs, metric="m", alpha=0.05, greater_is_better=True, resamples=4000)
+    result = paired_bootstrap(ours, theirs, Significance("m", resamples=4000), greater_is_better=True)
     assert result.observed == pytest.approx(mean)
     assert result.ci_low == pytest.approx(mean - half, abs=half * 0.08)
     assert result.ci_high == pytest.approx(mean + half, abs=half * 0.08)
@@ -101,12 +101,12 @@ def test_bootstrap_interval_matches_the_normal_approximation(continuous: bool) -
 
 def test_bootstrap_wording() -> None:
     ours, theirs = discordant(30, 5, agree=400)
-    result = paired_bootstrap(ours, theirs, metric="accuracy", alpha=0.05, greater_is_better=True)
+    result = paired_bootstrap(ours, theirs, Significance("accuracy"), greater_is_better=True)
     assert result.significant
     assert result.reason.startswith("accuracy difference +0.05747 (challenger - champion) over 435 paired rows, "
                                     "95% CI [+")
     assert result.reason.endswith("]: significant at alpha 0.05")
-    noise = paired_bootstrap(*discordant(6, 5, agree=400), metric="accuracy", alpha=0.05, greater_is_better=True)
+    noise = paired_bootstrap(*discordant(6, 5, agree=400), Significance("accuracy"), greater_is_better=True)
     assert not noise.significant
     assert noise.reason.endswith("the interval includes no change, so the improvement is not significant at alpha 0.05")
 
@@ -115,15 +115,15 @@ def test_bootstrap_lower_is_better() -> None:
     rng = random.Random(9)
     theirs = [abs(rng.gauss(1.0, 0.3)) for _ in range(800)]
     ours = [t - 0.05 + rng.gauss(0, 0.05) for t in theirs]
-    result = paired_bootstrap(ours, theirs, metric="mae", alpha=0.05, greater_is_better=False, resamples=2000)
+    result = paired_bootstrap(ours, theirs, Significance("mae", resamples=2000), greater_is_better=False)
     assert result.significant and result.ci_high is not None and result.ci_high < 0
-    flipped = paired_bootstrap(ours, theirs, metric="mae", alpha=0.05, greater_is_better=True, resamples=2000)
+    flipped = paired_bootstrap(ours, theirs, Significance("mae", resamples=2000), greater_is_better=True)
     assert not flipped.significant
 
 
 def test_ten_thousand_resamples_of_thousands_of_rows() -> None:
     ours, theirs = correctness(5000, 0.93, 11), correctness(5000, 0.90, 12)
-    result = paired_bootstrap(ours, theirs, metric="accuracy", alpha=0.05, greater_is_better=True, resamples=10_000)
+    result = paired_bootstrap(ours, theirs, Significance("accuracy", resamples=10_000), greater_is_better=True)
     assert result.significant and result.n == 5000
 
 
@@ -141,7 +141,7 @@ def test_significance_of_uses_the_scores_own_direction() -> None:
 @given(st.lists(st.tuples(st.floats(-5, 5), st.floats(-5, 5)), min_size=1, max_size=40), st.booleans())
 def test_bootstrap_invariants(pairs: list[tuple[float, float]], up: bool) -> None:
     ours, theirs = [a for a, _ in pairs], [b for _, b in pairs]
-    r = paired_bootstrap(ours, theirs, metric="m", alpha=0.1, greater_is_better=up, resamples=200)
+    r = paired_bootstrap(ours, theirs, Significance("m", alpha=0.1, resamples=200), greater_is_better=up)
     assert r.ci_low is not None and r.ci_high is not None
     assert r.ci_low <= r.ci_high + 1e-12
     lo, hi = min(a - b for a, b in pairs), max(a - b for a, b in pairs)

@@ -9,15 +9,15 @@ import pytest
 
 from mlops_bot.config.model import DeployTarget
 from mlops_bot.deploy import command
-from mlops_bot.deploy.base import DeployContext, DeployRequest
+from mlops_bot.deploy.base import DeployRequest, DeploySession
 from mlops_bot.errors import StepFailed
 
 REQUEST = DeployRequest("iris-classifier", "3", "models:/iris-classifier/3", "pass", "ok", "abc",
                         idempotency_key="k3")
 
 
-def context(root: Path, lines: list[str]) -> DeployContext:
-    return DeployContext(root=root, delivery="d1", echo=lines.append, env={"PATH": "/usr/bin:/bin", "KEEP": "1"})
+def context(root: Path, lines: list[str]) -> DeploySession:
+    return DeploySession(root=root, delivery="d1", echo=lines.append, env={"PATH": "/usr/bin:/bin", "KEEP": "1"})
 
 
 def test_a_shell_command_gets_the_model_in_its_environment(tmp_path: Path) -> None:

@@ -14,9 +14,10 @@ from pathlib import Path
 import pytest
 
 from mlops_bot.config import load_config
-from mlops_bot.deploy.base import tag
 from mlops_bot.registry.local.store import LocalRegistry
-from tests.deploy.conftest import MODEL, Remote
+from mlops_bot.registry.tags import deploy_tag as tag
+from tests.helpers.deploy import MODEL
+from tests.helpers.gitops import Remote
 
 # The command target blocks until the test creates `go`, so the test can stop the deploy while it runs; it
 # writes its shell's pid ($$$$: ml.yaml reads $$ as a literal $).
@@ -113,6 +114,7 @@ def test_a_deploy_killed_half_way_is_completed_by_a_rerun(project: Path, store: 
     assert remote.count() == commits and (project / "shipped.txt").read_text() == f"models:/{MODEL}/3\n"
 
 
+@pytest.mark.slow  # a signal timed into a running deploy command, then a rerun
 def test_sigterm_stops_the_command_records_interrupted_and_a_rerun_completes(project: Path,
                                                                              store: LocalRegistry) -> None:
     proc = start(project)

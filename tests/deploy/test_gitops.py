@@ -13,9 +13,11 @@ import yaml
 
 from mlops_bot.config.model import DeployTarget
 from mlops_bot.deploy import gitops
-from mlops_bot.deploy.base import DeployContext, DeployRequest
+from mlops_bot.deploy.base import DeployRequest, DeploySession
 from mlops_bot.errors import RemoteError, UsageError
-from tests.deploy.conftest import MANIFEST, MODEL, SUMMARY, Remote, git
+from tests.helpers.deploy import MODEL, SUMMARY
+from tests.helpers.git import git
+from tests.helpers.gitops import MANIFEST, Remote
 
 REQUEST = DeployRequest(MODEL, "3", f"models:/{MODEL}/3", "pass", SUMMARY, "c0ffee", idempotency_key="key-3")
 URI_PATH = "spec.predictor.model.storageUri"
@@ -38,8 +40,8 @@ def target(remote: Remote, **fields: object) -> DeployTarget:
     return DeployTarget(**{**values, **fields})  # type: ignore[arg-type]
 
 
-def context(root: Path, lines: list[str] | None = None, forge: RecordingForge | None = None) -> DeployContext:
-    return DeployContext(root=root, delivery="d", forge=forge, echo=(lines if lines is not None else []).append)
+def context(root: Path, lines: list[str] | None = None, forge: RecordingForge | None = None) -> DeploySession:
+    return DeploySession(root=root, delivery="d", forge=forge, echo=(lines if lines is not None else []).append)
 
 
 def test_a_deploy_edits_the_manifest_in_place_and_pushes_a_named_commit(tmp_path: Path, remote: Remote) -> None:

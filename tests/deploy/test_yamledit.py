@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mlops_bot.deploy import yamledit
-from tests.deploy.conftest import MANIFEST
+from tests.helpers.gitops import MANIFEST
 
 
 def changed_lines(before: str, after: str) -> list[str]:

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.e2e.conftest import ROOT, host_env, tool
+from tests.helpers.e2e import ROOT, host_env, tool
 
 ACTION = "mlops-bot/mlops-bot@v1"
 _FIXTURES = Path(__file__).resolve().parent / "fixtures"

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 from mlops_bot.registry import alias_holder, open_registry
-from tests.e2e.conftest import ROOT, Repo, make_repo
 from tests.e2e.runners import Run, run_act
+from tests.helpers.e2e import ROOT, Repo, make_repo
 from tests.servers.github_server import GitHubServer
 from tests.servers.mlflow_server import MlflowServer
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from mlops_bot.registry import alias_holder, open_registry
-from tests.e2e.conftest import ROOT, Repo, make_repo
 from tests.e2e.runners import Run, run_gitlab_ci_local
+from tests.helpers.e2e import ROOT, Repo, make_repo
 from tests.servers.gitlab_server import GitLabServer
 from tests.servers.mlflow_server import MlflowServer
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import jsonschema
 
 from mlops_bot.events.audit import EventLog
-from mlops_bot.events.bus import Event, model_subject
+from mlops_bot.events.event import Event, model_subject
 
 SCHEMA = json.loads((Path(__file__).resolve().parents[2] / "schemas" / "event.schema.json").read_text())
 

@@ -4,6 +4,7 @@ itself) changes nothing: deploy_all finds the target up to date."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -11,10 +12,15 @@ import pytest
 from mlops_bot import cli
 from mlops_bot.ci.context import read_context
 from mlops_bot.events import bus as events
+from mlops_bot.flows.actions import run_held_rules
 from mlops_bot.flows.compare import compare_registry
+from mlops_bot.flows.project import Project
 from mlops_bot.flows.promote import promote_flow
 from mlops_bot.registry.local.store import LocalRegistry
-from tests.events.conftest import CHAMPION_DEPLOYS, Receiver, add_version, audit_lines, deployed, write_project
+from tests.helpers.event_projects import CHAMPION_DEPLOYS, audit_lines, write_project
+from tests.helpers.projects import deployed
+from tests.helpers.receivers import RecordingReceiver as Receiver
+from tests.helpers.registries import add_version
 
 
 def make_run(registry: LocalRegistry, experiment: str, accuracy: float, workdir: Path) -> str:
@@ -33,14 +39,16 @@ def test_promote_then_the_champion_rule_deploys_nothing_twice(tmp_path: Path,
     config = write_project(tmp_path / "p", rules=CHAMPION_DEPLOYS)
     registry = LocalRegistry(config.root / ".mlops-bot")
     run_id = make_run(registry, config.tracking.experiment, 0.9, tmp_path)
-    decision = compare_registry(config, registry, run_id)
-    promotion, results = promote_flow(config, registry, decision, read_context({}), run_given=True)
-    assert promotion.promoted and [r.status for r in results] == ["succeeded"]
-    logged = [e["type"] for e in audit_lines(config.root)]
-    assert logged == ["decision.made", "model_version.registered", "alias.moved", "deployment.started",
-                      "deployment.succeeded"]
-    assert "on[0]" not in capsys.readouterr().err  # the rule waits until the command is done
-    events.drain_all()
+    bus = events.Bus(deferred=True)  # CI mode, as cli runs a command
+    with events.activate(bus):
+        decision = compare_registry(config, registry, run_id)
+        promotion, results = promote_flow(config, registry, decision, read_context({}), run_given=True)
+        assert promotion.promoted and [r.status for r in results] == ["succeeded"]
+        logged = [e["type"] for e in audit_lines(config.root)]
+        assert logged == ["decision.made", "model_version.registered", "alias.moved", "deployment.started",
+                          "deployment.succeeded"]
+        assert "on[0]" not in capsys.readouterr().err  # the rule waits until the command is done
+        run_held_rules(bus, Project.of(config, {}))
     assert "on[0] alias.moved (models/demo/versions/1): deploy" in capsys.readouterr().err
     assert deployed(config.root) == ["1"]  # once: promote's own deploy; the rule found it up to date
     assert [e["type"] for e in audit_lines(config.root)] == logged  # and the rule's deploy did nothing at all
@@ -57,7 +65,6 @@ def test_rollback_records_why_and_redeploys_once(tmp_path: Path, capsys: pytest.
         promote_flow(config, registry, compare_registry(config, registry, run_id), read_context({}), run_given=True)
     registry.close()
     assert cli.main(["-C", str(config.root), "rollback", "--reason", "latency doubled"]) == 0
-    events.drain_all()
     assert deployed(config.root) == ["1", "2", "1"]  # v1, v2, then v1 again by the rollback, not by the rule too
     moves = [e["data"] for e in audit_lines(config.root) if e["type"] == "alias.moved"]
     assert moves[-2]["alias"] == "champion" and moves[-2]["version"] == "1" and moves[-2]["previous_version"] == "2"
@@ -141,9 +148,39 @@ def test_rules_can_be_left_to_the_service(tmp_path: Path, monkeypatch: pytest.Mo
     config = write_project(tmp_path / "p", rules=CHAMPION_DEPLOYS)
     registry = LocalRegistry(config.root / ".mlops-bot")
     run_id = make_run(registry, config.tracking.experiment, 0.9, tmp_path)
-    promote_flow(config, registry, compare_registry(config, registry, run_id), read_context({}), run_given=True,
-                 deploy=False)
-    events.drain_all()
+    bus = events.Bus(deferred=True)
+    with events.activate(bus):
+        promote_flow(config, registry, compare_registry(config, registry, run_id), read_context({}), run_given=True,
+                     deploy=False)
+        assert bus.held
+        run_held_rules(bus, Project.of(config))
     assert deployed(config.root) == [] and "on[0]" not in capsys.readouterr().err
     assert "alias.moved" in [e["type"] for e in audit_lines(config.root)]  # still recorded
     registry.close()
+
+
+def test_the_rules_come_from_the_ml_yaml_the_command_was_given(tmp_path: Path, receiver: Receiver,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.helpers.decisions import make_decision, write_decision
+
+    config = write_project(tmp_path / "p", rules="  - {event: report.posted, do: [notify]}")
+    config.path.rename(config.root / "other.yaml")
+    (config.root / "ml.yaml").write_text("version: 1\nmodel: [a broken default that must not be read\n")
+    write_decision(config.root, make_decision(model="demo"))
+    for name in ("GITHUB_ACTIONS", "GITLAB_CI", "CI"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("MLOPS_BOT_NOTIFY_URL", receiver.url)
+    assert cli.main(["-C", str(config.root), "-c", "other.yaml", "report", "--decision", "decision.json"]) == 0
+    (_, body), = receiver.seen
+    assert json.loads(body)["event"]["type"] == "report.posted"
+
+
+def test_rules_that_cannot_be_loaded_are_a_warning_not_silence(tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "ml.yaml").write_text("version: 1\nmodel: [broken\n")
+    bus = events.Bus(deferred=True)
+    with events.activate(bus):
+        events.emit(tmp_path, "deployment.failed", "models/demo/versions/1")
+        run_held_rules(bus, Project(tmp_path))
+    err = capsys.readouterr().err
+    assert "the `on:` rules did not run for 1 event(s)" in err and str(tmp_path / "ml.yaml") in err

@@ -16,7 +16,11 @@ import httpx
 import pytest
 
 from mlops_bot.registry.base import Registry
-from tests.events.conftest import SECRET, Served, add_version, audit_lines, deployed, write_project
+from tests.helpers.event_projects import audit_lines, write_project
+from tests.helpers.projects import deployed
+from tests.helpers.registries import add_version
+from tests.helpers.serve import Served
+from tests.helpers.webhooks import SECRET
 from tests.servers.mlflow_server import MlflowServer
 
 pytestmark = pytest.mark.mlflow

@@ -13,7 +13,10 @@ from typing import Any
 import httpx
 
 from mlops_bot.registry.local.store import LocalRegistry
-from tests.events.conftest import Served, add_version, audit_lines, mlflow_request, write_project
+from tests.helpers.event_projects import audit_lines, write_project
+from tests.helpers.registries import add_version
+from tests.helpers.serve import Served
+from tests.helpers.webhooks import mlflow_request
 
 EVENTS = 400
 SENDERS = 6

@@ -14,12 +14,17 @@ from mlops_bot.config import load_config
 from mlops_bot.config.model import Rule
 from mlops_bot.deploy import deploy_all
 from mlops_bot.errors import BotError
-from mlops_bot.events.audit import EventLog
-from mlops_bot.events.bus import Bus, Event, emit
-from mlops_bot.events.rules import RuleHandler, matches, plan
+from mlops_bot.events.audit import EventLog, events_dir
+from mlops_bot.events.bus import Bus, activate, emit
+from mlops_bot.events.event import Event
+from mlops_bot.events.rules import matches, plan
+from mlops_bot.flows.actions import rule_handler
 from mlops_bot.registry import tags
 from mlops_bot.registry.local.store import LocalRegistry
-from tests.events.conftest import CHAMPION_DEPLOYS, Receiver, add_version, deployed, write_project
+from tests.helpers.event_projects import CHAMPION_DEPLOYS, write_project
+from tests.helpers.projects import deployed
+from tests.helpers.receivers import RecordingReceiver as Receiver
+from tests.helpers.registries import add_version
 from tests.servers.github_server import GitHubServer
 
 
@@ -48,7 +53,7 @@ def test_deploy_runs_once_and_never_for_a_stale_alias_event(tmp_path: Path) -> N
     registry = LocalRegistry(config.root / ".mlops-bot")
     one, two = add_version(registry, config, tmp_path), add_version(registry, config, tmp_path)
     registry.set_alias("demo", "champion", two)
-    handler = RuleHandler(config, {})
+    handler = rule_handler(config, {})
     handler(alias_set(two))
     handler(alias_set(two))  # a second delivery of the same fact
     handler(alias_set(one))  # late: the alias has moved on since
@@ -65,7 +70,7 @@ def test_a_closed_gate_stops_its_rule_only(tmp_path: Path, receiver: Receiver) -
     version = add_version(registry, config, tmp_path)
     registry.set_alias("demo", "champion", version)
     registry.set_model_version_tag("demo", version, tags.ROLLED_BACK, "broke prod")
-    RuleHandler(config, {"MLOPS_BOT_NOTIFY_URL": receiver.url})(alias_set(version))
+    rule_handler(config, {"MLOPS_BOT_NOTIFY_URL": receiver.url})(alias_set(version))
     assert deployed(config.root) == []  # the gate was closed: no deploy
     assert len(receiver.seen) == 1  # the other rule still ran
     registry.close()
@@ -75,7 +80,7 @@ def test_notify_posts_the_signed_event(tmp_path: Path, receiver: Receiver) -> No
     config = write_project(tmp_path / "p", rules="  - {event: deployment.failed, do: [notify]}")
     event = Event("deployment.failed", "models/demo/versions/2", {"model": "demo", "version": "2", "target": "x"})
     secret = "notify-secret-1234"
-    RuleHandler(config, {"MLOPS_BOT_NOTIFY_URL": receiver.url, "MLOPS_BOT_NOTIFY_SECRET": secret})(event)
+    rule_handler(config, {"MLOPS_BOT_NOTIFY_URL": receiver.url, "MLOPS_BOT_NOTIFY_SECRET": secret})(event)
     (headers, body), = receiver.seen
     assert headers["x-mlops-bot-signature"] == "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
     assert headers["x-mlops-bot-delivery"] == headers["idempotency-key"] == event.id
@@ -92,7 +97,7 @@ def test_retrain_dispatches_the_workflow(tmp_path: Path) -> None:
         env = {"MLOPS_BOT_FORGE": "github", "GITHUB_REPOSITORY": "o/r", "GITHUB_API_URL": github.api_url,
                "GITHUB_TOKEN": "ghs_token_for_dispatch_0001", "MLOPS_BOT_RETRAIN_WORKFLOW": "train.yml",
                "MLOPS_BOT_WRITE_INTERVAL": "0"}
-        handler = RuleHandler(config, env)
+        handler = rule_handler(config, env)
         handler(Event("model_version.tag_set", "models/demo/versions/1", {"model": "demo", "key": "other"}))
         handler(Event("model_version.tag_set", "models/demo/versions/1", {"model": "demo", "key": "drift"}))
         assert github.dispatches == [{"workflow": "train.yml", "ref": "main", "inputs": {}}]
@@ -103,46 +108,66 @@ def test_retrain_dispatches_the_workflow(tmp_path: Path) -> None:
 
 def test_the_bus_handles_caused_events_after_their_cause_and_stops_loops(tmp_path: Path) -> None:
     seen: list[str] = []
-    bus = Bus(EventLog(tmp_path), max_depth=3)
+    bus = Bus(max_depth=3)
 
     def handler(event: Event) -> None:
         seen.append(f"start {event.subject}")
-        bus.publish(Event("loop.again", f"{event.subject}+"))
+        emit(tmp_path, "loop.again", f"{event.subject}+")
         seen.append(f"end {event.subject}")
 
     bus.subscribe(handler)
-    bus.publish(Event("loop.start", "e"))
+    with activate(bus):
+        emit(tmp_path, "loop.start", "e")
     assert seen == ["start e", "end e", "start e+", "end e+", "start e++", "end e++", "start e+++", "end e+++"]
-    assert len(list(EventLog(tmp_path).read())) == 5  # every event is logged, the one past the depth too
+    logged = EventLog(events_dir(tmp_path)).read()
+    assert len(list(logged)) == 5  # every event is logged, the one past the depth too
 
 
-def test_emit_never_fails_the_calling_flow(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                           capsys: pytest.CaptureFixture[str]) -> None:
+def test_with_no_bus_active_an_emit_only_appends_to_the_audit_log(tmp_path: Path) -> None:
+    config = write_project(tmp_path / "p", rules=CHAMPION_DEPLOYS)
+    event = emit(config, "alias.moved", "models/demo/versions/1", {"model": "demo", "alias": "champion",
+                                                                   "version": "1", "absent": None})
+    assert [e.id for e in EventLog(events_dir(config.root)).read()] == [event.id]
+    assert event.data == {"model": "demo", "alias": "champion", "version": "1"}
+    assert deployed(config.root) == []  # no rule ran: nobody activated a Bus
+
+
+def test_a_handler_bug_is_not_swallowed(tmp_path: Path) -> None:
+    def broken(event: Event) -> None:
+        raise KeyError("a bug")
+
+    with activate(Bus([broken])), pytest.raises(KeyError):
+        emit(tmp_path, "run.started", "runs/x")
+
+
+def test_emit_never_fails_the_calling_flow(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     config = write_project(tmp_path / "p", rules=CHAMPION_DEPLOYS)
     registry = LocalRegistry(config.root / ".mlops-bot")
     version = add_version(registry, config, tmp_path)
     (config.root / ".mlops-bot" / "events").write_text("a file where the event directory should be")
-    with pytest.raises(OSError):
-        emit(config, "run.started", "runs/x")  # in tests a broken emit is loud
-    monkeypatch.setenv("MLOPS_BOT_EVENTS_STRICT", "0")
-    assert emit(config, "run.started", "runs/x") is None
-    results = deploy_all(config, registry, version)
+    seen: list[str] = []
+    with activate(Bus([lambda event: seen.append(event.type)])):
+        assert emit(config, "run.started", "runs/x").type == "run.started"
+        results = deploy_all(config, registry, version)
+    assert seen == ["run.started", "deployment.started", "deployment.succeeded"]  # handlers still hear them
     assert [r.status for r in results] == ["succeeded"] and deployed(config.root) == [version]
     assert "event deployment.started not recorded" in capsys.readouterr().err
     registry.close()
 
 
-def test_an_unknown_action_is_an_error_of_its_rule() -> None:
-    from mlops_bot.events.rules import ActionContext, Step, run_step
+def test_an_unknown_action_is_an_error_of_its_rule(tmp_path: Path) -> None:
+    from mlops_bot.events.rules import PlannedAction, perform
+    from mlops_bot.flows.actions import ProjectActions
+    from mlops_bot.flows.project import Project
 
-    with pytest.raises(BotError, match="unknown action 'dance'"):
-        run_step([Step(0, "dance", 1)], 0, alias_set("1"), ActionContext(None, {}))  # type: ignore[arg-type]
+    runner = ProjectActions(Project.of(write_project(tmp_path / "p"), {}))
+    with pytest.raises(BotError, match="unknown `on:` action 'dance'"):
+        perform([PlannedAction(0, "dance", 1)], 0, alias_set("1"), runner)
 
 
 def test_a_rule_deploy_that_fails_is_retried_and_still_tells_its_failure(tmp_path: Path, receiver: Receiver) -> None:
-    from mlops_bot.events.bus import activate
     from mlops_bot.service.spool import Spool
-    from mlops_bot.service.workers import Processor
+    from mlops_bot.service.workers import EventRunner
 
     rules = CHAMPION_DEPLOYS + "\n  - {event: deployment.failed, do: [notify]}"
     config = write_project(tmp_path / "p", rules=rules)
@@ -154,12 +179,12 @@ def test_a_rule_deploy_that_fails_is_retried_and_still_tells_its_failure(tmp_pat
     registry.set_alias("demo", "champion", version)
     registry.close()
     log = EventLog(config.root / ".mlops-bot" / "events")
-    handler = RuleHandler(config, {"MLOPS_BOT_NOTIFY_URL": receiver.url})
-    bus = Bus(log, [handler])
+    handler = rule_handler(config, {"MLOPS_BOT_NOTIFY_URL": receiver.url})
+    bus = Bus([handler])
     spool = Spool(tmp_path / "spool.db")
     spool.insert([alias_set(version)])
     with activate(bus):
-        retry = Processor(bus, handler, log, spool, set()).process(spool.pending())
+        retry = EventRunner(bus, handler, log, spool, set()).run(spool.pending())
     assert [(r.attempts, r.done) for r in retry] == [(1, 0)]  # the deploy step is tried again later
     assert spool.counts() == {"pending": 1, "handled": 0, "failed": 0}
     (_, body), = receiver.seen

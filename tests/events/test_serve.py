@@ -12,19 +12,11 @@ from pathlib import Path
 from typing import Any
 
 from mlops_bot.registry.local.store import LocalRegistry
-from tests.events.conftest import (
-    GITHUB_SECRET,
-    GITLAB_TOKEN,
-    SECRET,
-    SECRETS_ENV,
-    Served,
-    add_version,
-    audit_lines,
-    deployed,
-    github_request,
-    mlflow_request,
-    write_project,
-)
+from tests.helpers.event_projects import audit_lines, write_project
+from tests.helpers.projects import deployed
+from tests.helpers.registries import add_version
+from tests.helpers.serve import Served
+from tests.helpers.webhooks import GITHUB_SECRET, GITLAB_TOKEN, SECRET, SECRETS_ENV, github_request, mlflow_request
 from tests.servers.mlflow_server import free_port
 
 CHAMPION = {"name": "demo", "alias": "champion", "version": "1"}

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from mlops_bot.service.verify import Rejected, github_event, gitlab_event, mlflow_event
-from tests.events.conftest import GITHUB_SECRET, GITLAB_TOKEN, SECRET, github_request, mlflow_request
+from tests.helpers.webhooks import GITHUB_SECRET, GITLAB_TOKEN, SECRET, github_request, mlflow_request
 
 ALIAS = {"name": "iris", "alias": "champion", "version": "4"}
 

@@ -13,7 +13,9 @@ import pytest
 
 from mlops_bot import cli
 from mlops_bot.registry.base import Registry
-from tests.events.conftest import add_version, deployed, write_project
+from tests.helpers.event_projects import write_project
+from tests.helpers.projects import deployed
+from tests.helpers.registries import add_version
 from tests.servers.mlflow_server import MlflowServer
 
 pytestmark = pytest.mark.mlflow

@@ -12,9 +12,8 @@ from mlops_bot.cli import main
 from mlops_bot.config.model import Config
 from mlops_bot.registry import open_registry, tags
 from mlops_bot.registry.base import Registry
-
-from .conftest import make_run
-from .test_promote import promote_run
+from tests.helpers.projects import promote_run
+from tests.helpers.registries import make_run
 
 
 @pytest.fixture

@@ -7,23 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from mlops_bot.ci.context import CIContext
 from mlops_bot.config.model import Config
 from mlops_bot.deploy import DeployFailed
 from mlops_bot.flows.compare import compare_registry
 from mlops_bot.flows.promote import promote_flow
 from mlops_bot.registry import open_registry, tags
 from mlops_bot.registry.base import Registry
-
-from .conftest import make_run
-
-LOCAL = CIContext(platform="local", event="local", flow="promote", reason="test")
-
-
-def promote_run(config: Config, registry: Registry, run_id: str) -> tuple[bool, bool, str]:
-    decision = compare_registry(config, registry, run_id)
-    promotion, _ = promote_flow(config, registry, decision, LOCAL, run_given=True)
-    return promotion.promoted, promotion.already, promotion.version.version
+from tests.helpers.projects import LOCAL, promote_run
+from tests.helpers.registries import make_run
 
 
 def snapshot(registry: Registry, config: Config) -> dict[str, object]:

@@ -14,9 +14,8 @@ from mlops_bot.flows.compare import compare_registry
 from mlops_bot.flows.promote import promote_flow
 from mlops_bot.registry.base import Registry
 from mlops_bot.registry.lock import registry_lock
-
-from .conftest import make_run
-from .test_promote import LOCAL
+from tests.helpers.projects import LOCAL
+from tests.helpers.registries import make_run
 
 ROUNDS = 8
 

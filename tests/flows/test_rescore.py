@@ -13,8 +13,7 @@ from mlops_bot.errors import DataError
 from mlops_bot.flows.compare import compare_registry
 from mlops_bot.pipeline.execute import run_pipeline
 from mlops_bot.registry import open_registry
-
-from .test_promote import LOCAL
+from tests.helpers.projects import LOCAL
 
 # The "model" is a number; its score is how close it is to the number in today's data.
 TRAIN = 'import os; os.makedirs("build/model", exist_ok=True); open("build/model/w", "w").write(open("w.txt").read())\n'

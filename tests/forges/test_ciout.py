@@ -11,25 +11,7 @@ import pytest
 
 from mlops_bot.ci.outputs import CIOutput, github_output, openmetrics
 from mlops_bot.errors import DataError, UsageError
-
-
-def parse_github_outputs(text: str) -> dict[str, str]:
-    """What the runner reads back from $GITHUB_OUTPUT."""
-    values: dict[str, str] = {}
-    lines = iter(text.split("\n"))
-    for line in lines:
-        if "<<" in line:
-            name, delimiter = line.split("<<", 1)
-            body = []
-            for inner in lines:
-                if inner == delimiter:
-                    break
-                body.append(inner)
-            values[name] = "\n".join(body)
-        elif "=" in line:
-            name, value = line.split("=", 1)
-            values[name] = value
-    return values
+from tests.helpers.ci_env import parse_github_outputs
 
 
 def test_outputs_use_a_fresh_random_heredoc_delimiter_for_multi_line_values(tmp_path: Path) -> None:

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from mlops_bot.ci.context import read_context, token_of
+from mlops_bot.ci.context import GITLAB_SERVER, CIContext, read_context, read_forge_context, token_of
 from mlops_bot.errors import UsageError
-from tests.forges.conftest import APP_TOKEN, EVENTS, HEAD_SHA, MERGE_SHA, MR_SHA, REPO, github_env, gitlab_env
+from tests.helpers.ci_env import APP_TOKEN, EVENTS, HEAD_SHA, MERGE_SHA, MR_SHA, REPO, github_env, gitlab_env
 
 
 def github(tmp_path: Path, event: str, payload: str, **extra: str) -> dict[str, str]:
@@ -96,6 +96,14 @@ def test_workflow_dispatch_follows_its_ref_or_the_flow_input(tmp_path: Path) -> 
                                GITHUB_EVENT_PATH=str(tmp_path / "gate.json"))).flow == "gate"
 
 
+def test_a_dispatched_flow_outside_the_known_flows_is_not_taken(tmp_path: Path) -> None:
+    doc = json.loads((EVENTS / "workflow_dispatch-payload.json").read_text())
+    doc["inputs"] = {"flow": "deploy"}
+    (tmp_path / "deploy.json").write_text(json.dumps(doc))
+    context = read_context(github(tmp_path, "workflow_dispatch", "x", GITHUB_EVENT_PATH=str(tmp_path / "deploy.json")))
+    assert context.flow == "promote" and "dispatched" not in context.reason  # the ref decides, as without the input
+
+
 def test_an_event_the_bot_does_not_handle_gives_flow_none_with_a_notice(tmp_path: Path) -> None:
     context = read_context(github(tmp_path, "issue_comment", "issue_comment-created.payload.json"))
     assert context.flow == "none" and "'issue_comment'" in context.reason
@@ -166,3 +174,69 @@ def test_tokens_are_looked_up_in_order_and_never_kept() -> None:
 def test_outside_ci_is_local() -> None:
     context = read_context({"HOME": "/root"})
     assert (context.platform, context.flow, context.in_ci) == ("local", "check", False)
+
+
+RETRAIN = "an `on:` rule asked to retrain"
+
+
+def located(context: CIContext) -> tuple[str, ...]:
+    """Where a context says the forge and the project are: what a forge adapter is opened with."""
+    return (context.platform, context.server_url, context.api_url, context.repository, context.project_id,
+            str(context.token_present))
+
+
+@pytest.mark.parametrize("urls", [
+    {},  # github.com: both readers fall back on the same default URLs
+    {"GITHUB_SERVER_URL": "https://ghe.example/", "GITHUB_API_URL": "https://ghe.example/api/v3/"},
+    {"GITHUB_SERVER_URL": "", "GITHUB_API_URL": ""},
+])
+def test_outside_ci_github_is_located_as_a_github_job_would_be(tmp_path: Path, urls: dict[str, str]) -> None:
+    job = github(tmp_path, "push", "push-with-new-branch.payload.json")
+    for name in ("GITHUB_SERVER_URL", "GITHUB_API_URL"):
+        del job[name]
+    job.update(urls)
+    outside = {k: v for k, v in job.items() if not k.startswith(("GITHUB_ACTIONS", "GITHUB_EVENT"))}
+    forge = read_forge_context({**outside, "MLOPS_BOT_FORGE": "github"}, reason=RETRAIN)
+    assert located(forge) == located(read_context(job))
+    if not urls.get("GITHUB_API_URL"):
+        assert (forge.server_url, forge.api_url) == ("https://github.com", "https://api.github.com")
+    assert (forge.flow, forge.event, forge.reason) == ("none", "mlops-bot", RETRAIN)
+    assert APP_TOKEN not in repr(forge)
+
+
+@pytest.mark.parametrize("urls", [
+    {},  # as GitLab sets them
+    {"CI_API_V4_URL": None},  # the API derived from the server, by both readers
+    {"CI_API_V4_URL": ""},
+    {"CI_SERVER_URL": "https://gitlab.example/", "CI_API_V4_URL": "https://gitlab.example/api/v4/"},
+])
+def test_outside_ci_gitlab_is_located_as_a_gitlab_job_would_be(urls: dict[str, str | None]) -> None:
+    job = gitlab_env(None)
+    for name, value in urls.items():
+        if value is None:
+            del job[name]
+        else:
+            job[name] = value
+    outside = {k: v for k, v in job.items() if k not in ("GITLAB_CI", "CI")}
+    forge = read_forge_context({**outside, "MLOPS_BOT_FORGE": " GitLab "}, reason=RETRAIN)
+    assert located(forge) == located(read_context(job))
+    assert (forge.server_url, forge.api_url) == ("https://gitlab.example", "https://gitlab.example/api/v4")
+    assert forge.default_branch == read_context(job).default_branch == "main"
+
+
+def test_outside_ci_gitlab_defaults_to_gitlab_com_where_a_job_needs_ci_server_url() -> None:
+    outside = {"MLOPS_BOT_FORGE": "gitlab", "CI_PROJECT_ID": "42", "CI_PROJECT_PATH": "group/project"}
+    forge = read_forge_context(outside, reason=RETRAIN)
+    assert (forge.server_url, forge.api_url) == (GITLAB_SERVER, f"{GITLAB_SERVER}/api/v4")
+    job = {k: v for k, v in gitlab_env(None).items() if k not in ("CI_SERVER_URL", "CI_API_V4_URL")}
+    with pytest.raises(UsageError, match="CI_SERVER_URL is not set although GITLAB_CI=true"):
+        read_context(job)  # inside GitLab CI the variable is always set: its absence is a misconfigured job
+
+
+@pytest.mark.parametrize("forge", ["", "bitbucket"])
+def test_outside_ci_the_forge_must_be_named(forge: str) -> None:
+    expected = (r"an `on:` rule asked to retrain outside CI: set MLOPS_BOT_FORGE=github \(with GITHUB_REPOSITORY "
+                r"and GITHUB_TOKEN\) or MLOPS_BOT_FORGE=gitlab")
+    with pytest.raises(UsageError, match=expected) as caught:
+        read_forge_context({"MLOPS_BOT_FORGE": forge, "GITHUB_REPOSITORY": "o/r"}, reason=RETRAIN)
+    assert ("'bitbucket'" in str(caught.value)) == bool(forge)

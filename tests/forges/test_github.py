@@ -8,16 +8,17 @@ import pytest
 
 from mlops_bot.errors import AuthError, InvalidParameter, NotFound, RemoteError, UsageError
 from mlops_bot.forges.base import PermissionDenied
-from mlops_bot.forges.github import GitHubForge
-from tests.forges.conftest import APP_TOKEN, HEAD_SHA, REPO, USER_TOKEN
+from mlops_bot.forges.github import GitHubForge, GitHubSettings
+from tests.helpers.ci_env import APP_TOKEN, HEAD_SHA, REPO, USER_TOKEN
 from tests.servers.github_server import SECONDARY_LIMIT, GitHubServer
 
 MARKER = "<!-- mlops-bot:report model=iris-classifier -->"
 
 
 def forge(server: GitHubServer, token: str = APP_TOKEN, budget: float = 30.0, **kwargs: object) -> GitHubForge:
-    return GitHubForge(api_url=server.api_url, repository=REPO, token=token, number=2, budget=budget,
-                       write_interval=0, workflow="ml.yml", **kwargs)  # type: ignore[arg-type]
+    settings = GitHubSettings(api_url=server.api_url, repository=REPO, number=2, budget=budget, write_interval=0,
+                              workflow="ml.yml", **kwargs)  # type: ignore[arg-type]
+    return GitHubForge(settings, token)
 
 
 def body(text: str) -> str:
@@ -87,6 +88,7 @@ def test_the_status_lands_on_the_given_sha(github: GitHubServer) -> None:
     assert len(status["description"]) <= 140 and status["target_url"] == "https://ci.example/run/1"
 
 
+@pytest.mark.slow  # honours two Retry-After: 1
 def test_secondary_rate_limits_are_waited_out(github: GitHubServer) -> None:
     github.fail("issues/list-comments", 403, SECONDARY_LIMIT, {"Retry-After": "1"})
     github.fail("issues/create-comment", 429, SECONDARY_LIMIT, {"Retry-After": "1"})
@@ -98,6 +100,7 @@ def test_secondary_rate_limits_are_waited_out(github: GitHubServer) -> None:
     assert len(github.comments_on(2)) == 1
 
 
+@pytest.mark.slow  # waits for a reset 1 s away
 def test_a_429_without_retry_after_waits_for_the_rate_limit_reset(github: GitHubServer) -> None:
     reset = str(int(time.time()) + 1)
     github.fail("repos/create-commit-status", 429, "API rate limit exceeded",
@@ -107,12 +110,14 @@ def test_a_429_without_retry_after_waits_for_the_rate_limit_reset(github: GitHub
     assert retried.status == 201 and retried.at >= limited.at + 0.5
 
 
+@pytest.mark.slow  # PyGithub's real backoff, twice
 def test_server_errors_are_retried(github: GitHubServer) -> None:
     github.fail("*", 502, "Server Error", times=2)
     assert forge(github).upsert_comment(MARKER, body("x")).action == "created"
     assert [s.status for s in github.seen][:3] == [502, 502, 200]
 
 
+@pytest.mark.slow  # spends a 2 s retry budget
 def test_retries_stop_at_the_time_budget(github: GitHubServer) -> None:
     github.fail("issues/list-comments", 403, SECONDARY_LIMIT, {"Retry-After": "30"})
     with pytest.raises(RemoteError) as caught:
@@ -134,8 +139,8 @@ def test_a_read_only_token_is_permission_denied(github: GitHubServer) -> None:
 
 def test_expired_token_deleted_pull_request_and_rejected_body_are_clear_errors(github: GitHubServer) -> None:
     with pytest.raises(NotFound, match=r"HTTP 404 .*/issues/3/comments: could not list the comments of #3"):
-        GitHubForge(api_url=github.api_url, repository=REPO, token=APP_TOKEN, number=3,
-                    write_interval=0).upsert_comment(MARKER, body("x"))
+        GitHubForge(GitHubSettings(api_url=github.api_url, repository=REPO, number=3, write_interval=0),
+                    APP_TOKEN).upsert_comment(MARKER, body("x"))
     with pytest.raises(InvalidParameter, match="body is too long"):
         forge(github).upsert_comment(MARKER, body("x" * 70_000))
     github.accounts[APP_TOKEN].expired = True
@@ -164,4 +169,4 @@ def test_workflow_dispatch(github: GitHubServer) -> None:
     forge(github).trigger_pipeline("master", {"flow": "promote"})
     assert github.dispatches == [{"workflow": "ml.yml", "ref": "master", "inputs": {"flow": "promote"}}]
     with pytest.raises(UsageError, match="no workflow to dispatch"):
-        GitHubForge(api_url=github.api_url, repository=REPO, token=APP_TOKEN).trigger_pipeline("master", {})
+        GitHubForge(GitHubSettings(api_url=github.api_url, repository=REPO), APP_TOKEN).trigger_pipeline("master", {})

@@ -6,16 +6,18 @@ import pytest
 
 from mlops_bot.errors import AuthError, NotFound, RemoteError
 from mlops_bot.forges.base import PermissionDenied
-from mlops_bot.forges.gitlab import GitLabForge
-from tests.forges.conftest import GITLAB_TOKEN, MR_SHA
+from mlops_bot.forges.gitlab import GitLabForge, GitLabSettings
+from tests.helpers.ci_env import GITLAB_TOKEN, MR_SHA
 from tests.servers.gitlab_server import GitLabServer
 
 MARKER = "<!-- mlops-bot:report model=iris-classifier -->"
 
 
-def forge(server: GitLabServer, token: str = GITLAB_TOKEN, iid: int = 7, **kwargs: object) -> GitLabForge:
-    return GitLabForge(server_url=server.url, project="42", project_path="group/project", token=token, mr_iid=iid,
-                       **kwargs)  # type: ignore[arg-type]
+def forge(server: GitLabServer, token: str = GITLAB_TOKEN, iid: int = 7, job_token: bool = False,
+          **kwargs: object) -> GitLabForge:
+    settings = GitLabSettings(server_url=server.url, project="42", project_path="group/project", mr_iid=iid,
+                              **kwargs)  # type: ignore[arg-type]
+    return GitLabForge(settings, token, job_token=job_token)
 
 
 def test_the_merge_request_note_is_created_then_edited(gitlab: GitLabServer) -> None:
@@ -43,6 +45,7 @@ def test_the_commit_status_is_set_once_per_state(gitlab: GitLabServer) -> None:
         (MR_SHA, "failed", "mlops-bot/iris"), (MR_SHA, "success", "mlops-bot/iris")]
 
 
+@pytest.mark.slow  # honours Retry-After: 1
 def test_rate_limits_and_server_errors_are_retried(gitlab: GitLabServer) -> None:
     gitlab.fail("notes.list", 429, "Too Many Requests", {"Retry-After": "1"})
     gitlab.fail("notes.create", 502, "Bad Gateway")

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.forges.conftest import GITLAB_TOKEN, USER_TOKEN, github_env, gitlab_env, make_decision, write_decision
+from tests.helpers.ci_env import GITLAB_TOKEN, USER_TOKEN, github_env, gitlab_env
+from tests.helpers.decisions import make_decision, write_decision
 from tests.servers.github_server import SECONDARY_LIMIT, GitHubServer
 from tests.servers.gitlab_server import GitLabServer
 

@@ -9,19 +9,17 @@ from pathlib import Path
 import pytest
 
 from mlops_bot import cli
-from tests.forges.conftest import (
+from tests.helpers.ci_env import (
     HEAD_SHA,
     MERGE_SHA,
-    MODEL,
     MR_SHA,
     REPO,
     apply_env,
     github_env,
     gitlab_env,
-    make_decision,
-    write_decision,
+    parse_github_outputs,
 )
-from tests.forges.test_ciout import parse_github_outputs
+from tests.helpers.decisions import MODEL, make_decision, write_decision
 from tests.servers.github_server import GitHubServer
 from tests.servers.gitlab_server import GitLabServer
 

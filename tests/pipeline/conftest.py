@@ -7,8 +7,7 @@ import pytest
 
 from mlops_bot.registry import open_registry
 from mlops_bot.registry.base import Registry
-
-from .project import COUNTER_ENV, make_project
+from tests.helpers.pipeline_project import COUNTER_ENV, make_project
 
 
 @pytest.fixture

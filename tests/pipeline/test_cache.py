@@ -11,9 +11,11 @@ import pytest
 
 from mlops_bot.config.model import Step
 from mlops_bot.errors import UsageError
-from mlops_bot.pipeline import cache, dag, hashing
+from mlops_bot.pipeline import cache, dag
 from mlops_bot.pipeline.cache import LockEntry, read_lock, stale_reasons, step_inputs, write_lock
 from mlops_bot.pipeline.hashing import Hasher
+from mlops_bot.support import files
+from mlops_bot.support.files import WriteFailed
 
 TRAIN = Step("train", "python train.py", deps=("train.py", "data.csv"), outs=("model",), params=("train.C",),
              env={"SEED": "1"})
@@ -99,8 +101,8 @@ def test_lock_write_goes_through_rename(tmp_path: Path, monkeypatch: pytest.Monk
     def broken_replace(src: object, dst: object) -> None:
         raise OSError("disk full")
 
-    monkeypatch.setattr(hashing.os, "replace", broken_replace)
-    with pytest.raises(OSError, match="disk full"):
+    monkeypatch.setattr(files.os, "replace", broken_replace)
+    with pytest.raises(WriteFailed, match=r"cannot write .*ml\.lock \(disk full\)"):
         write_lock(path, {"prepare": entry(0), "train": entry(1)})
     assert path.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ml.lock"]  # no temp file left behind
@@ -120,6 +122,7 @@ while True:
 """
 
 
+@pytest.mark.slow  # kills a writer 0.35, 0.5 and 0.65 s in
 def test_lock_survives_a_kill_during_writes(tmp_path: Path) -> None:
     path = tmp_path / "ml.lock"
     for delay in (0.35, 0.5, 0.65):

@@ -76,7 +76,7 @@ def test_dag_module_is_pure() -> None:
     tree = ast.parse(inspect.getsource(dag))
     imported = {n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
     imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
-    assert imported <= {"__future__", "posixpath", "collections.abc", "config.model", "errors"}, imported
+    assert imported <= {"__future__", "collections.abc", "config.model", "errors", "support.paths"}, imported
 
 
 @given(st.lists(st.sets(st.integers(0, 11), max_size=4), min_size=1, max_size=12))

@@ -9,10 +9,9 @@ from mlops_bot.errors import UsageError
 from mlops_bot.pipeline.cache import read_lock
 from mlops_bot.pipeline.execute import run_pipeline
 from mlops_bot.pipeline.result import PipelineResult, RunOptions
-from mlops_bot.pipeline.tracking import TAG_CONFIG_DIGEST, TAG_PIPELINE_KEY, step_key_tag
 from mlops_bot.registry.base import Registry
-
-from .project import config, executions
+from mlops_bot.registry.tags import CONFIG_DIGEST, PIPELINE_KEY, step_key
+from tests.helpers.pipeline_project import config, executions
 
 
 def run(project: Path, registry: Registry, **options: object) -> PipelineResult:
@@ -37,9 +36,9 @@ def test_first_run_executes_everything_and_logs_one_tracking_run(project: Path, 
     assert tracked.status == "FINISHED"
     assert tracked.metrics == {"accuracy": 0.9, "rows": 10.0}
     assert tracked.params == {"seed": "1", "train.C": "0.5"}
-    assert tracked.tags[TAG_PIPELINE_KEY] == result.pipeline_key
-    assert tracked.tags[step_key_tag("train")] == lock["train"].key
-    assert tracked.tags[TAG_CONFIG_DIGEST] == config(project).digest
+    assert tracked.tags[PIPELINE_KEY] == result.pipeline_key
+    assert tracked.tags[step_key("train")] == lock["train"].key
+    assert tracked.tags[CONFIG_DIGEST] == config(project).digest
 
 
 def test_steps_see_the_tracking_run_in_their_environment(project: Path, registry: Registry, counter: Path) -> None:
@@ -139,7 +138,7 @@ def test_step_option_runs_that_step_and_its_upstream(project: Path, registry: Re
     assert statuses(result) == {"prepare": "ran", "train": "ran"}
     assert result.pipeline_key is None
     assert result.run_id and registry.get_run(result.run_id).tags["mlops_bot.partial"] == "true"
-    assert TAG_PIPELINE_KEY not in registry.get_run(result.run_id).tags
+    assert PIPELINE_KEY not in registry.get_run(result.run_id).tags
     with pytest.raises(UsageError, match=r"--step trian: no such step; the pipeline has prepare, train, evaluate"):
         run(project, registry, step="trian")
 
@@ -161,7 +160,7 @@ def test_dry_run_says_why_and_runs_nothing(project: Path, registry: Registry, co
 
 
 def test_the_run_records_git_lineage(project: Path, registry: Registry, counter: Path) -> None:
-    from .test_gitinfo import git
+    from tests.helpers.git import git
 
     git(project, "init", "-q", "-b", "main")
     git(project, "add", "-A")

@@ -13,8 +13,7 @@ from mlops_bot.pipeline.cache import read_lock
 from mlops_bot.pipeline.execute import run_pipeline
 from mlops_bot.pipeline.result import PipelineResult, PipelineStepFailed, RunOptions
 from mlops_bot.registry.base import Registry
-
-from .project import PY, config, executions
+from tests.helpers.pipeline_project import PY, config, executions
 
 QUIET = RunOptions(echo=lambda line: None)
 

@@ -1,15 +1,9 @@
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 from mlops_bot.pipeline.gitinfo import GitInfo, git_info
-
-
-def git(root: Path, *args: str) -> str:
-    done = subprocess.run(["git", "-C", str(root), "-c", "user.name=t", "-c", "user.email=t@example.invalid",
-                           "-c", "commit.gpgsign=false", *args], check=True, capture_output=True, text=True)
-    return done.stdout.strip()
+from tests.helpers.git import git
 
 
 def test_not_a_repository_gives_no_lineage(tmp_path: Path) -> None:

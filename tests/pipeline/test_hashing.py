@@ -6,7 +6,8 @@ from pathlib import Path
 
 import blake3
 
-from mlops_bot.pipeline.hashing import CACHE_FILE, Hasher
+from mlops_bot.pipeline.hashing import Hasher
+from mlops_bot.support.state import HASHES_FILE
 
 OLD_NS = 1_600_000_000 * 10**9  # an mtime well in the past, so cache entries are not "racy"
 
@@ -97,12 +98,12 @@ def test_recently_written_files_are_never_trusted_from_the_cache(tmp_path: Path)
 
 def test_damaged_cache_file_is_ignored(tmp_path: Path) -> None:
     (tmp_path / ".s").mkdir()
-    (tmp_path / ".s" / CACHE_FILE).write_text("{not json")
+    (tmp_path / ".s" / HASHES_FILE).write_text("{not json")
     (tmp_path / "a").write_text("x")
     hasher = Hasher(tmp_path, tmp_path / ".s")
     assert hasher.hash("a") is not None
     hasher.save()
-    assert json.loads((tmp_path / ".s" / CACHE_FILE).read_text())["format"] == 1
+    assert json.loads((tmp_path / ".s" / HASHES_FILE).read_text())["format"] == 1
 
 
 def test_state_dirs_are_not_part_of_a_directory_hash(tmp_path: Path) -> None:

@@ -12,12 +12,13 @@ import pytest
 
 from mlops_bot import __version__
 from mlops_bot.flows import run as run_flow
+from mlops_bot.flows.project import Project
 from mlops_bot.pipeline import noop
 from mlops_bot.pipeline.execute import run_pipeline
 from mlops_bot.pipeline.result import RunOptions
 from mlops_bot.registry.base import Registry
-
-from .project import config, executions
+from mlops_bot.support.state import NOOP_FILE, state_path
+from tests.helpers.pipeline_project import config, executions
 
 QUIET = RunOptions(echo=lambda line: None)
 
@@ -43,7 +44,7 @@ def settled(project: Path, registry: Registry, counter: Path) -> Path:
     age(project)
     result = run_pipeline(config(project), registry, QUIET)
     assert [s.status for s in result.steps] == ["cached"] * 3
-    assert (project / ".mlops-bot" / noop.FILE).exists()
+    assert state_path(project, NOOP_FILE).exists()
     return project
 
 
@@ -58,7 +59,7 @@ def test_nothing_changed_replays_without_loading_the_config(settled: Path, monke
                                                             capsys: pytest.CaptureFixture[str]) -> None:
     expected = run_pipeline(config(settled), lambda: None, QUIET).as_json()  # type: ignore[arg-type, return-value]
     no_full_path(monkeypatch)
-    assert run_flow.main(args(settled)) == 0
+    assert run_flow.main(args(settled), Project(settled)) == 0
     out = capsys.readouterr()
     doc = json.loads(out.out)
     assert {k: v for k, v in doc.items() if k != "duration_s"} == \
@@ -95,12 +96,12 @@ def test_interpolated_variables_are_part_of_the_state(settled: Path, monkeypatch
 def test_young_files_are_never_recorded(project: Path, registry: Registry, counter: Path) -> None:
     run_pipeline(config(project), registry, QUIET)
     run_pipeline(config(project), registry, QUIET)  # cached, but the outs are seconds old
-    assert not (project / ".mlops-bot" / noop.FILE).exists()
+    assert not state_path(project, NOOP_FILE).exists()
 
 
 def test_options_other_than_a_plain_run_take_the_full_path(settled: Path, counter: Path,
                                                            capsys: pytest.CaptureFixture[str]) -> None:
     before = len(executions(counter))
-    assert run_flow.main(args(settled, force=True)) == 0
+    assert run_flow.main(args(settled, force=True), Project(settled)) == 0
     assert len(executions(counter)) == before + 3
     assert [s["status"] for s in json.loads(capsys.readouterr().out)["steps"]] == ["ran"] * 3

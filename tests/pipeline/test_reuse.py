@@ -13,9 +13,7 @@ import pytest
 from mlops_bot.pipeline.execute import run_pipeline
 from mlops_bot.pipeline.result import RunOptions
 from mlops_bot.registry.base import Registry
-
-from .project import config, executions, make_project
-from .test_run_cli import cli
+from tests.helpers.pipeline_project import cli, config, executions, make_project
 
 QUIET = RunOptions(echo=lambda line: None)
 

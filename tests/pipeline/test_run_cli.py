@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -14,14 +13,7 @@ import pytest
 
 from mlops_bot.pipeline.cache import read_lock
 from mlops_bot.registry import open_registry
-
-from .project import COUNTER_ENV, executions
-
-
-def cli(project: Path, *args: str, counter: Path | None = None) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, **({COUNTER_ENV: str(counter)} if counter else {})}
-    return subprocess.run([sys.executable, "-m", "mlops_bot", "-C", str(project), "run", *args], env=env,
-                          capture_output=True, text=True, timeout=120, check=False)
+from tests.helpers.pipeline_project import cli, executions
 
 
 def test_run_json_then_cached(project: Path, counter: Path) -> None:
@@ -80,6 +72,7 @@ time.sleep(60)
 """
 
 
+@pytest.mark.slow  # a signal timed into a running step, then the group's end waited for
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_interrupt_kills_the_step_and_records_nothing_half_done(project: Path, tmp_path: Path,
                                                                 sig: signal.Signals) -> None:

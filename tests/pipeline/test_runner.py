@@ -79,6 +79,7 @@ def test_shell_command_not_found(tmp_path: Path) -> None:
 GRANDCHILD = "sleep 60 & echo $! > child.pid; echo started; wait"
 
 
+@pytest.mark.slow  # waits out the step's 1 s timeout
 def test_timeout_kills_the_whole_process_group(tmp_path: Path) -> None:
     with pytest.raises(StepFailed, match=r"timed out after 1s") as info:
         run(Step("slow", GRANDCHILD, timeout=1), tmp_path)
@@ -99,6 +100,7 @@ def test_ctrl_c_kills_the_process_group_and_propagates(tmp_path: Path) -> None:
     assert wait_dead(int((tmp_path / "child.pid").read_text()))
 
 
+@pytest.mark.slow  # waits out READER_JOIN_S (2 s)
 def test_a_background_leftover_does_not_hang_the_runner(tmp_path: Path) -> None:
     # The step exits but leaves a child holding its output pipe open.
     lines = run(Step("s", "sleep 60 & echo $! > child.pid; echo bye"), tmp_path)

@@ -9,11 +9,9 @@ from typing import Any
 
 import pytest
 
-from mlops_bot.pipeline.tracking import TAG_PIPELINE_KEY, step_key_tag
 from mlops_bot.registry import open_registry
-
-from .project import PY
-from .test_run_cli import cli
+from mlops_bot.registry.tags import PIPELINE_KEY, step_key
+from tests.helpers.pipeline_project import PY, cli
 
 STEP = (
     "import json, mlflow, os, pathlib\n"
@@ -57,5 +55,5 @@ def test_a_steps_own_mlflow_logging_lands_in_the_pipeline_run(mlflow_server: Any
     assert run.status == "FINISHED"
     assert run.metrics == {"own_loss": 0.25, "accuracy": 0.5}
     assert run.params == {"own_param": "x"}
-    assert run.tags[TAG_PIPELINE_KEY] == json.loads(done.stdout)["pipeline_key"]
-    assert step_key_tag("train") in run.tags
+    assert run.tags[PIPELINE_KEY] == json.loads(done.stdout)["pipeline_key"]
+    assert step_key("train") in run.tags

@@ -5,7 +5,7 @@ from collections.abc import Callable
 import pytest
 
 from mlops_bot.registry.base import Registry
-from tests.conftest import REGISTRY_KINDS
+from tests.helpers.registries import REGISTRY_KINDS
 
 
 @pytest.fixture(params=[pytest.param(kind, marks=[pytest.mark.mlflow] if kind != "local" else [])

@@ -8,8 +8,8 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from mlops_bot.registry.aliases import ALIAS_TAG_PREFIX
 from mlops_bot.registry.base import Capabilities, Registry
+from mlops_bot.registry.tags import alias_tag
 
 pytestmark = pytest.mark.mlflow
 
@@ -60,11 +60,11 @@ def test_missing_endpoints_are_detected_and_emulated(registry_factory: Callable[
     partial.set_alias(name, "champion", "3")
     champion = partial.get_version_by_alias(name, "champion")
     assert champion is not None and champion.version == "3" and champion.aliases == ("champion",)
-    assert ALIAS_TAG_PREFIX + "champion" not in champion.tags  # the emulation does not show
+    assert alias_tag("champion") not in champion.tags  # the emulation does not show
     # What the server really holds: a tag on version 3 only, no native alias.
     assert native.get_registered_model(name).aliases == {}
-    assert ALIAS_TAG_PREFIX + "champion" in native.get_model_version(name, "3").tags
-    assert ALIAS_TAG_PREFIX + "champion" not in native.get_model_version(name, "1").tags
+    assert alias_tag("champion") in native.get_model_version(name, "3").tags
+    assert alias_tag("champion") not in native.get_model_version(name, "1").tags
     partial.delete_alias(name, "champion")
     assert partial.get_version_by_alias(name, "champion") is None
     assert len(transport.refused) == 2  # probed once each, then never asked again
@@ -76,13 +76,13 @@ def test_a_crash_between_set_and_clear_resolves_to_the_newest(registry_factory: 
     native = registry_factory("mlflow")
     name = unique("crashy")
     versions(native, name, 2)
-    native.set_model_version_tag(name, "1", ALIAS_TAG_PREFIX + "champion", "1000")
-    native.set_model_version_tag(name, "2", ALIAS_TAG_PREFIX + "champion", "2000")
+    native.set_model_version_tag(name, "1", alias_tag("champion"), "1000")
+    native.set_model_version_tag(name, "2", alias_tag("champion"), "2000")
     champion = fallback.get_version_by_alias(name, "champion")
     assert champion is not None and champion.version == "2"
     assert fallback.get_registered_model(name).aliases == {"champion": "2"}
     fallback.set_alias(name, "champion", "1")  # a move also clears the stale holder
-    assert ALIAS_TAG_PREFIX + "champion" not in native.get_model_version(name, "2").tags
+    assert alias_tag("champion") not in native.get_model_version(name, "2").tags
 
 
 def test_without_delete_tag_an_empty_value_unsets(registry_factory: Callable[..., Registry],
@@ -93,7 +93,7 @@ def test_without_delete_tag_an_empty_value_unsets(registry_factory: Callable[...
     versions(native, name, 2)
     partial.set_alias(name, "champion", "1")
     partial.set_alias(name, "champion", "2")
-    assert native.get_model_version(name, "1").tags[ALIAS_TAG_PREFIX + "champion"] == ""
+    assert native.get_model_version(name, "1").tags[alias_tag("champion")] == ""
     champion = partial.get_version_by_alias(name, "champion")
     assert champion is not None and champion.version == "2"
     assert partial.get_model_version(name, "1").aliases == ()

@@ -1,7 +1,7 @@
 """LocalRegistry: the embedded default (`tracking.uri: local`), SQLite plus files under `.mlops-bot/`.
 
 Same protocol, semantics and errors as MlflowRegistry, and safe for two processes at once (see localdb).
-Layout: `<root>/registry.db`, run artifacts under `<root>/artifacts/<run_id>/`.
+Layout (names in support/state.py): `<root>/registry.db`, run artifacts under `<root>/artifacts/<run_id>/`.
 """
 
 from __future__ import annotations
@@ -16,8 +16,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from ...errors import InvalidParameter, NotFound, UsageError
+from ...support.state import STEPS_MLFLOW_DB, STORE_ARTIFACTS_DIR, STORE_DB
 from .. import polling
-from ..base import Capabilities, Experiment, MetricPoint, RegistryEvent, Run
+from .. import tags as names
+from ..base import Capabilities, Experiment, MetricPoint, RegistryEvent, Run, RunStatus
 from ..validation import artifact_parts, check_status
 from .db import Database
 from .models import LocalModels
@@ -33,8 +35,8 @@ def _now_ms() -> int:
 class LocalRegistry(LocalModels):
     def __init__(self, root: Path) -> None:
         self.root = root.resolve()
-        super().__init__(Database(self.root / "registry.db"))
-        self.artifact_root = self.root / "artifacts"
+        super().__init__(Database(self.root / STORE_DB))
+        self.artifact_root = self.root / STORE_ARTIFACTS_DIR
 
     @property
     def capabilities(self) -> Capabilities:
@@ -48,7 +50,7 @@ class LocalRegistry(LocalModels):
         bot's run ids do not exist there, so callers must not export MLFLOW_RUN_ID along with it. It keeps
         such logging inside `.mlops-bot/` instead of an `mlflow.db` in the working tree.
         """
-        return f"sqlite:///{self.root / 'mlflow-steps.db'}"
+        return f"sqlite:///{self.root / STEPS_MLFLOW_DB}"
 
     def close(self) -> None:
         self._db.close()
@@ -67,7 +69,7 @@ class LocalRegistry(LocalModels):
 
     def create_run(self, experiment_id: str, name: str = "", tags: Mapping[str, str] | None = None) -> Run:
         run_id = uuid.uuid4().hex
-        all_tags = {**(tags or {}), **({"mlflow.runName": name} if name else {})}
+        all_tags = {**(tags or {}), **({names.MLFLOW_RUN_NAME: name} if name else {})}
         with self._db.write() as conn:
             if conn.execute("SELECT 1 FROM experiments WHERE experiment_id = ?", (experiment_id,)).fetchone() is None:
                 raise self._db.error(NotFound, f"experiment {experiment_id!r} not found")
@@ -80,7 +82,7 @@ class LocalRegistry(LocalModels):
         if conn.execute("SELECT 1 FROM runs WHERE run_id = ?", (run_id,)).fetchone() is None:
             raise self._db.error(NotFound, f"run {run_id!r} not found")
 
-    def update_run(self, run_id: str, status: str, end_time: int | None = None) -> None:
+    def update_run(self, run_id: str, status: RunStatus, end_time: int | None = None) -> None:
         check_status(status)
         if end_time is None and status in polling.TERMINAL:
             end_time = _now_ms()

@@ -21,7 +21,8 @@ import httpx
 
 from ...errors import AlreadyExists, NotFound, UsageError
 from .. import polling
-from ..base import Capabilities, Experiment, MetricPoint, RegistryEvent, Run
+from .. import tags as names
+from ..base import Capabilities, Experiment, MetricPoint, RegistryEvent, Run, RunStatus
 from ..validation import check_status
 from . import codec
 from . import lock as mlflow_lock
@@ -47,14 +48,13 @@ def _metric_value(value: float) -> float | str:
 
 
 class MlflowRegistry(MlflowModels):
-    """`env` supplies the MLFLOW_TRACKING_* variables (os.environ when None); `transport` or `client`
-    replace httpx's network layer (tests inject faults there); `capabilities` skips probing."""
+    """`env` supplies the MLFLOW_TRACKING_* variables (os.environ when None); `transport` replaces httpx's
+    network layer (tests inject faults there); `capabilities` skips probing."""
 
     def __init__(self, uri: str, env: Mapping[str, str] | None = None, *,
-                 transport: httpx.BaseTransport | None = None, client: httpx.Client | None = None,
-                 retry: RetryPolicy | None = None, capabilities: Capabilities | None = None,
-                 page_size: int = 1000) -> None:
-        http = MlflowHttp(uri, os.environ if env is None else env, transport=transport, client=client, retry=retry)
+                 transport: httpx.BaseTransport | None = None, retry: RetryPolicy | None = None,
+                 capabilities: Capabilities | None = None, page_size: int = 1000) -> None:
+        http = MlflowHttp(uri, os.environ if env is None else env, transport=transport, retry=retry)
         super().__init__(http, capabilities, page_size)
         self._uri = uri.rstrip("/")
         self._files = ProxiedArtifacts(http, lambda run_id: self.get_run(run_id).artifact_uri)
@@ -98,14 +98,14 @@ class MlflowRegistry(MlflowModels):
     def create_run(self, experiment_id: str, name: str = "", tags: Mapping[str, str] | None = None) -> Run:
         token = uuid.uuid4().hex
         body = {"experiment_id": experiment_id, "start_time": _now_ms(), "run_name": name,
-                "tags": codec.kv_list({**(tags or {}), codec.CREATE_TOKEN_TAG: token})}
+                "tags": codec.kv_list({**(tags or {}), names.CREATE_TOKEN: token})}
         attempts = 0
 
         def attempt() -> Run:
             nonlocal attempts
             attempts += 1
             if attempts > 1:  # the previous attempt may have created the run before its answer got lost
-                found = self._search_page([experiment_id], f"tags.`{codec.CREATE_TOKEN_TAG}` = '{token}'", 1,
+                found = self._search_page([experiment_id], f"tags.`{names.CREATE_TOKEN}` = '{token}'", 1,
                                           retry=False)
                 if found:
                     return found[0]
@@ -113,7 +113,7 @@ class MlflowRegistry(MlflowModels):
 
         return self._http.retrying(attempt)
 
-    def update_run(self, run_id: str, status: str, end_time: int | None = None) -> None:
+    def update_run(self, run_id: str, status: RunStatus, end_time: int | None = None) -> None:
         check_status(status)
         body: dict[str, Any] = {"run_id": run_id, "status": status}
         if end_time is None and status in polling.TERMINAL:

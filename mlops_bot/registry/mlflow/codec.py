@@ -5,10 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from .. import tags as names
 from ..base import Experiment, MetricPoint, ModelVersion, RegisteredModel, Run
-
-# Tag the adapter puts on a run it creates, so a retried create can find the run a lost answer created.
-CREATE_TOKEN_TAG = "mlops_bot.create_token"
 
 
 def key_values(items: Any) -> dict[str, str]:
@@ -32,7 +30,7 @@ def run(doc: Mapping[str, Any]) -> Run:
     info = doc.get("info", {})
     data = doc.get("data", {})
     tags = key_values(data.get("tags"))
-    tags.pop(CREATE_TOKEN_TAG, None)
+    tags.pop(names.CREATE_TOKEN, None)
     metrics = {str(m["key"]): float_value(m.get("value", "nan")) for m in data.get("metrics") or ()}
     end = info.get("end_time")
     return Run(
@@ -42,7 +40,7 @@ def run(doc: Mapping[str, Any]) -> Run:
         start_time=int(info.get("start_time") or 0),
         end_time=int(end) if end is not None else None,
         artifact_uri=str(info.get("artifact_uri", "")),
-        name=str(info.get("run_name") or tags.get("mlflow.runName", "")),
+        name=str(info.get("run_name") or tags.get(names.MLFLOW_RUN_NAME, "")),
         params=key_values(data.get("params")),
         metrics=metrics,
         tags=tags,

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import email.utils
 import html
 import re
-import time
 from typing import TYPE_CHECKING, Any
 
 from ...errors import AlreadyExists, AuthError, InvalidParameter, NotFound, RemoteError
+from ...support.retry import parse_retry_after
+from ...support.urls import redact_text
 
 if TYPE_CHECKING:
     import httpx
@@ -44,20 +44,6 @@ def one_line(text: str, limit: int = _MAX_DETAIL) -> str:
     return line if len(line) <= limit else line[: limit - 3] + "..."
 
 
-def _retry_after(value: str | None) -> float | None:
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
-
-
 def _json_error(response: httpx.Response) -> dict[str, Any] | None:
     if "json" not in response.headers.get("content-type", "") and not response.content.startswith(b"{"):
         return None
@@ -91,7 +77,7 @@ def error_from_response(response: httpx.Response, url: str) -> RemoteError:
                                                "MLFLOW_TRACKING_USERNAME/MLFLOW_TRACKING_PASSWORD")
     if status == 429 or status >= 500:
         what = detail or _page_summary(response)
-        return TransientError(status, url, what, _retry_after(response.headers.get("retry-after")))
+        return TransientError(status, url, what, parse_retry_after(response.headers.get("retry-after")))
     if code in _CODES:
         return _CODES[code](SERVICE, status, url, f"{detail} ({code})" if detail else code)
     if status in (404, 405, 501):
@@ -110,7 +96,7 @@ def error_from_transport(exc: Exception, url: str) -> RemoteError:
     """A request that got no HTTP answer; timeouts and connection failures are transient."""
     import httpx
 
-    reason = one_line(str(exc)) or type(exc).__name__
+    reason = redact_text(one_line(str(exc))) or type(exc).__name__  # httpx may quote the URL, token and all
     if isinstance(exc, httpx.TimeoutException):
         return TransientError(None, url, f"timed out ({type(exc).__name__})")
     if isinstance(exc, (httpx.NetworkError, httpx.RemoteProtocolError)):

@@ -6,20 +6,19 @@ http(s) tracking URI is opened) so that `mlops-bot --version` never pays for htt
 
 from __future__ import annotations
 
-import random
 import ssl
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import urlsplit, urlunsplit
 
 import httpx
-import tenacity
 
 from ... import __version__
 from ...errors import RemoteError, UsageError
+from ...support import retry as retries
+from ...support.urls import redact
 from .errors import SERVICE, TransientError, error_from_response, error_from_transport
 
 T = TypeVar("T")
@@ -29,13 +28,11 @@ ARTIFACTS_API = "/api/2.0/mlflow-artifacts/artifacts"
 
 
 @dataclass(frozen=True)
-class RetryPolicy:
-    """How long to keep trying a request that failed in a way worth retrying."""
+class RetryPolicy(retries.RetryPolicy):
+    """How long to keep trying a request that failed in a way worth retrying (support/retry.py), plus the
+    timeout of one request."""
 
-    total_seconds: float = 60.0  # the whole budget of one operation, sleeps included
-    initial_wait: float = 0.5
-    max_wait: float = 10.0
-    retry_after_cap: float = 30.0  # a server asking for longer than this is not waited for in full
+    total_seconds: float | None = 60.0  # the whole budget of one operation, sleeps included
     timeout: float = 30.0  # one request
 
 
@@ -74,15 +71,6 @@ def _tls_verify(env: Mapping[str, str]) -> ssl.SSLContext | bool:
     return True
 
 
-def display_base(uri: str) -> str:
-    """The tracking URI without user:password@, fit for messages."""
-    parts = urlsplit(uri.rstrip("/"))
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    return urlunsplit((parts.scheme, host, parts.path, "", ""))
-
-
 class MlflowHttp:
     """Requests against one tracking server; `retry=False` hands retrying to an outer `retrying()` call
     (used by creates, which must look up before they try again)."""
@@ -91,12 +79,11 @@ class MlflowHttp:
                  client: httpx.Client | None = None, retry: RetryPolicy | None = None,
                  sleep: Callable[[float], None] = time.sleep) -> None:
         self.base = uri.rstrip("/")
-        self.display = display_base(uri)
+        self.display = redact(self.base).rstrip("/")  # the tracking URI fit for messages
         self.policy = retry or RetryPolicy()
         self._owns_client = client is None
         self.client = client or client_from_env(env, self.policy.timeout, transport)
-        self._random = random.Random()
-        self._sleep = sleep
+        self._retrier = retries.Retrier(self.policy, sleep=sleep)
 
     def close(self) -> None:
         if self._owns_client:
@@ -154,30 +141,13 @@ class MlflowHttp:
     def retrying(self, operation: Callable[[], T]) -> T:
         """Runs `operation` until it succeeds, fails for good, or the time budget is spent."""
         started = time.monotonic()
-        retrying = tenacity.Retrying(
-            retry=tenacity.retry_if_exception_type(TransientError),
-            stop=tenacity.stop_after_delay(self.policy.total_seconds),
-            wait=lambda state: self._wait(state, started),
-            sleep=self._sleep,
-            reraise=True,
-        )
         try:
-            return retrying(operation)
+            return self._retrier.call(operation, TransientError)
         except TransientError as exc:
             spent = time.monotonic() - started
             raise RemoteError(exc.service, exc.status, exc.url,
                               f"{exc.detail} (gave up after {spent:.1f} s of retries; check that the server "
                               "is up and reachable, or try again later)") from None
-
-    def _wait(self, state: tenacity.RetryCallState, started: float) -> float:
-        exc = state.outcome.exception() if state.outcome else None
-        if isinstance(exc, TransientError) and exc.retry_after is not None:
-            wait = min(exc.retry_after, self.policy.retry_after_cap)
-        else:
-            ceiling = min(self.policy.max_wait, self.policy.initial_wait * 2 ** (state.attempt_number - 1))
-            wait = self._random.uniform(ceiling / 2, ceiling)  # jitter keeps parallel jobs from retrying in step
-        remaining = self.policy.total_seconds - (time.monotonic() - started)
-        return max(0.0, min(wait, remaining))
 
     def _once(self, method: str, path: str, params: Mapping[str, Any] | None,
               body: Mapping[str, Any] | None) -> httpx.Response:

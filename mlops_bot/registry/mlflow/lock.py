@@ -12,10 +12,10 @@ import contextlib
 import time
 
 from ...errors import AlreadyExists, NotFound
+from .. import tags as names
 from .http import MlflowHttp
 
-PREFIX = "mlops-bot-lock."
-_OWNER, _EXPIRES = "mlops_bot.lock.owner", "mlops_bot.lock.expires"
+PREFIX = "mlops-bot-lock."  # a registered model's name, not a tag
 
 
 def _holder(http: MlflowHttp, model: str, retry: bool = True) -> tuple[str, int] | None:
@@ -24,8 +24,8 @@ def _holder(http: MlflowHttp, model: str, retry: bool = True) -> tuple[str, int]
     except NotFound:
         return None
     tags = {t["key"]: t.get("value", "") for t in doc["registered_model"].get("tags", [])}
-    expires = tags.get(_EXPIRES, "0")
-    return tags.get(_OWNER, ""), int(expires) if expires.isdigit() else 0
+    expires = tags.get(names.LOCK_EXPIRES, "0")
+    return tags.get(names.LOCK_OWNER, ""), int(expires) if expires.isdigit() else 0
 
 
 def try_lock(http: MlflowHttp, name: str, owner: str, ttl_ms: int) -> str:
@@ -37,7 +37,7 @@ def try_lock(http: MlflowHttp, name: str, owner: str, ttl_ms: int) -> str:
 def _attempt(http: MlflowHttp, model: str, owner: str, ttl_ms: int) -> str:
     for _ in range(3):
         expires = time.time_ns() // 1_000_000 + ttl_ms
-        tags = [{"key": _OWNER, "value": owner}, {"key": _EXPIRES, "value": str(expires)}]
+        tags = [{"key": names.LOCK_OWNER, "value": owner}, {"key": names.LOCK_EXPIRES, "value": str(expires)}]
         try:
             http.json("POST", "registered-models/create", body={"name": model, "tags": tags,
                                                                 "description": "held by mlops-bot"}, retry=False)

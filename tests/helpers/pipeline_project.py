@@ -7,7 +7,9 @@ test can count executions across runs and copies of the project.
 from __future__ import annotations
 
 import json
+import os
 import shlex
+import subprocess
 import sys
 import textwrap
 from pathlib import Path
@@ -100,3 +102,10 @@ def config(root: Path) -> Config:
 
 def executions(counter: Path) -> list[str]:
     return counter.read_text().split() if counter.exists() else []
+
+
+def cli(project: Path, *args: str, counter: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """`mlops-bot -C PROJECT run ARGS` as a subprocess; `counter`: where the steps count their executions."""
+    env = {**os.environ, **({COUNTER_ENV: str(counter)} if counter else {})}
+    return subprocess.run([sys.executable, "-m", "mlops_bot", "-C", str(project), "run", *args], env=env,
+                          capture_output=True, text=True, timeout=120, check=False)

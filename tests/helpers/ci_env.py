@@ -1,20 +1,18 @@
-"""Fixtures for the forge tests: the local GitHub and GitLab servers (no contract violation may be left at
-teardown), CI environments built from the real event payloads, and Decisions to report."""
+"""What a CI runner gives a step: the environment of a GitHub Actions or GitLab CI job built from the real event
+payloads (tests/fixtures/github-events), the tokens in it, and $GITHUB_OUTPUT read back as the runner reads it."""
 
 from __future__ import annotations
 
-import json
-import os
-from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
-from mlops_bot.decide.decision import Challenger, Champion, CriterionResult, Decision
-from tests.servers.github_server import GitHubServer
-from tests.servers.gitlab_server import GitLabServer
+if TYPE_CHECKING:
+    from tests.servers.github_server import GitHubServer
+    from tests.servers.gitlab_server import GitLabServer
 
-EVENTS = Path(__file__).resolve().parent.parent / "fixtures" / "github-events"
+EVENTS = Path(__file__).resolve().parents[1] / "fixtures" / "github-events"
 REPO = "Codertocat/Hello-World"  # the repository of the fixture payloads
 HEAD_SHA = "ec26c3e57ca3a959ca5aad62de7213c562f8c821"  # pull_request.head.sha in the pull_request payloads
 MERGE_SHA = "f" * 40  # GITHUB_SHA on a pull_request event: GitHub's test merge commit, never reported on
@@ -22,62 +20,14 @@ APP_TOKEN = "ghs_" + "Zq8Xw2" * 6  # an installation token, as a workflow's GITH
 USER_TOKEN = "ghp_" + "Uv7Ty4" * 6
 GITLAB_TOKEN = "glpat-" + "Kd9Lm3" * 4
 MR_SHA = "b" * 40
-MODEL = "iris-classifier"
-_PREFIXES = ("GITHUB_", "GITLAB_", "CI_", "MLOPS_BOT_", "RUNNER_")
-
-
-def make_decision(passed: bool = True, model: str = MODEL, accuracy: float = 0.95) -> Decision:
-    criterion = CriterionResult(
-        metric="accuracy", greater_is_better=True, passed=passed, reason="0.95 >= 0.9" if passed else "below 0.9",
-        criterion=">= 0.9", challenger=accuracy, champion=0.93, baseline="logged", change=accuracy - 0.93,
-        change_pct=100 * (accuracy - 0.93) / 0.93)
-    return Decision(
-        model=model, verdict="pass" if passed else "fail", bootstrap=False,
-        summary="all 1 criteria passed" if passed else "1 of 1 criteria failed",
-        challenger=Challenger(run_id="r" * 32, metrics={"accuracy": accuracy, "latency_ms": 12.5}, source="run",
-                              lineage={"commit": HEAD_SHA}),
-        champion=Champion(version="3", run_id="c" * 32, metrics={"accuracy": 0.93}, source=f"models:/{model}@champion"),
-        criteria=(criterion,), created_at="2024-05-01T12:00:00Z")
-
-
-def write_decision(directory: Path, decision: Decision, name: str = "decision.json") -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / name
-    path.write_text(json.dumps(decision.to_dict()), encoding="utf-8")
-    return path
-
-
-@pytest.fixture
-def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No CI variable of the machine running the tests leaks into them."""
-    for name in list(os.environ):
-        if name.startswith(_PREFIXES) or name in ("GH_TOKEN", "GITHUB_TOKEN"):
-            monkeypatch.delenv(name, raising=False)
+# Variables of the machine running the tests that must not leak into them (see `clean_env`).
+CI_PREFIXES = ("GITHUB_", "GITLAB_", "CI_", "MLOPS_BOT_", "RUNNER_")
+CI_TOKENS = ("GH_TOKEN", "GITHUB_TOKEN")
 
 
 def apply_env(monkeypatch: pytest.MonkeyPatch, env: dict[str, str]) -> None:
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-
-
-@pytest.fixture
-def github() -> Iterator[GitHubServer]:
-    server = GitHubServer(REPO).start()
-    server.add_account(APP_TOKEN, "github-actions[bot]", kind="installation")
-    server.add_pull(2, HEAD_SHA)
-    yield server
-    server.stop()
-    assert server.violations == [], "the bot broke GitHub's contract"
-
-
-@pytest.fixture
-def gitlab() -> Iterator[GitLabServer]:
-    server = GitLabServer("group/project", 42).start()
-    server.add_account(GITLAB_TOKEN, "project_42_bot_1")
-    server.add_merge_request(7)
-    yield server
-    server.stop()
-    assert server.violations == [], "the bot called GitLab in a way its docs do not describe"
 
 
 def github_env(server: GitHubServer | None, tmp: Path, event: str = "pull_request",
@@ -115,3 +65,22 @@ def gitlab_env(server: GitLabServer | None, token: str = GITLAB_TOKEN, merged_re
     if token:
         env["GITLAB_TOKEN"] = token
     return env
+
+
+def parse_github_outputs(text: str) -> dict[str, str]:
+    """What the runner reads back from $GITHUB_OUTPUT."""
+    values: dict[str, str] = {}
+    lines = iter(text.split("\n"))
+    for line in lines:
+        if "<<" in line:
+            name, delimiter = line.split("<<", 1)
+            body = []
+            for inner in lines:
+                if inner == delimiter:
+                    break
+                body.append(inner)
+            values[name] = "\n".join(body)
+        elif "=" in line:
+            name, value = line.split("=", 1)
+            values[name] = value
+    return values

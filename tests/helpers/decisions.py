@@ -1,15 +1,15 @@
-"""Builders for the decide tests: Configs and Decisions made directly from the frozen dataclasses."""
+"""Decisions and what they are made of, built directly from the frozen dataclasses: criteria, champions,
+challengers, Configs for compare, whole Decisions (for the decide tests and for the forges' reports), and the
+decision schema's validator."""
 
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 
 import jsonschema
-import pytest
 
 from mlops_bot.config.model import (
     ChampionSelector,
@@ -24,21 +24,23 @@ from mlops_bot.config.model import (
     Step,
     Tracking,
 )
-from mlops_bot.decide.decision import Challenger, Champion, Decision, HistoryPoint
+from mlops_bot.decide.decision import Challenger, Champion, CriterionResult, Decision, HistoryPoint
 from mlops_bot.decide.verdict import decide
+from tests.helpers.ci_env import HEAD_SHA
 
 NOW = datetime(2025, 3, 1, 12, 0, tzinfo=timezone.utc)
-SNAPSHOTS = Path(__file__).parent / "snapshots"
 REPO = Path(__file__).resolve().parents[2]
 DECISION_SCHEMA = json.loads((REPO / "schemas" / "decision.schema.json").read_text(encoding="utf-8"))
 DECISION_VALIDATOR = jsonschema.Draft202012Validator(DECISION_SCHEMA)
+MODEL = "iris-classifier"
 
 ACCURACY = Criterion("accuracy", threshold=0.9, min_absolute_change=0.005)
 LATENCY = Criterion("latency_ms", greater_is_better=False, max_regression=Regression(relative=0.10))
 
 
 def make_config(compare: Compare, root: Path = Path("/nonexistent"), history: int = 10,
-                model: str = "iris-classifier") -> Config:
+                model: str = MODEL) -> Config:
+    """A Config for compare: one evaluate step with metrics and predictions, no deploy target."""
     evaluate = Step("evaluate", "python evaluate.py", metrics="build/metrics.json",
                     predictions="build/predictions.csv")
     return Config(path=root / "ml.yaml", root=root, digest="0" * 64, version=1,
@@ -73,16 +75,27 @@ def sample_decision() -> Decision:
                    lineage={"experiment": "1", "commit": "a1b2c3d4e5f6a7b8", "branch": "feature/tune-c"}),
         champion({"accuracy": 0.915, "latency_ms": 103.0}, params={"C": "1.0", "seed": "1", "solver": "lbfgs"},
                  source="models:/iris-classifier@champion"),
-        history=history, now=NOW,
-    )
+        now=NOW,
+    ).with_history(history)
 
 
-def check_snapshot(name: str, text: str) -> None:
-    """Compares with tests/decide/snapshots/NAME; UPDATE_SNAPSHOTS=1 rewrites it (review the diff)."""
-    path = SNAPSHOTS / name
-    if os.environ.get("UPDATE_SNAPSHOTS") == "1":
-        path.write_text(text, encoding="utf-8")
-        return
-    if not path.exists():
-        pytest.fail(f"snapshot {path} is missing; run with UPDATE_SNAPSHOTS=1 and review it")
-    assert text == path.read_text(encoding="utf-8")
+def make_decision(passed: bool = True, model: str = MODEL, accuracy: float = 0.95) -> Decision:
+    """A one-criterion Decision on the fixture payloads' head commit, as the forges report it."""
+    criterion = CriterionResult(
+        metric="accuracy", greater_is_better=True, passed=passed, reason="0.95 >= 0.9" if passed else "below 0.9",
+        criterion=">= 0.9", challenger=accuracy, champion=0.93, baseline="logged", change=accuracy - 0.93,
+        change_pct=100 * (accuracy - 0.93) / 0.93)
+    return Decision(
+        model=model, verdict="pass" if passed else "fail", bootstrap=False,
+        summary="all 1 criteria passed" if passed else "1 of 1 criteria failed",
+        challenger=Challenger(run_id="r" * 32, metrics={"accuracy": accuracy, "latency_ms": 12.5}, source="run",
+                              lineage={"commit": HEAD_SHA}),
+        champion=Champion(version="3", run_id="c" * 32, metrics={"accuracy": 0.93}, source=f"models:/{model}@champion"),
+        criteria=(criterion,), created_at="2024-05-01T12:00:00Z")
+
+
+def write_decision(directory: Path, decision: Decision, name: str = "decision.json") -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / name
+    path.write_text(json.dumps(decision.to_dict()), encoding="utf-8")
+    return path

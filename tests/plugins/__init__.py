@@ -1,0 +1,1 @@
+"""Pytest plugins of fixtures used by more than one test folder, registered in tests/conftest.py."""
