@@ -1,14 +1,14 @@
 """The Decision: what `compare` concluded and why, as frozen dataclasses.
 
 The closed sets of names a Decision uses (verdict, baseline, rule, significance test) are Literal types, so
-mypy checks every place that makes or compares one. Its JSON form (`to_dict`, `from_dict`) is in document.py.
+mypy checks every place that makes or compares one. Its JSON form (`to_document`, `from_document`) is in document.py.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal, get_args
+from typing import Literal, get_args
 
 Metrics = Mapping[str, float]
 
@@ -134,15 +134,3 @@ class Decision:
         depends on them)."""
         return replace(self, history=tuple(history))
 
-    def to_dict(self) -> dict[str, Any]:
-        """The JSON document (see document.py)."""
-        from .document import to_document  # document.py builds these classes, so it is imported when used
-
-        return to_document(self)
-
-    @classmethod
-    def from_dict(cls, doc: Mapping[str, Any]) -> Decision:
-        """The inverse of `to_dict`; a KeyError, TypeError or ValueError means the document is not a Decision."""
-        from .document import from_document
-
-        return from_document(doc)

@@ -26,7 +26,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from ..console import log
 from ..decide.decision import Verdict
@@ -39,7 +39,14 @@ from ..registry.tags import deploy_tag
 if TYPE_CHECKING:
     from ..config.model import Config, DeployTarget
     from ..registry.base import ModelVersion, Registry
-    from .gitops import ChangeRequests
+
+class ChangeRequests(Protocol):
+    """The forge seam for pull/merge requests (GitHub, GitLab and the local forge adapters satisfy it)."""
+
+    def open_pull_request(self, head: str, base: str, title: str, body: str) -> str:
+        """Opens a pull/merge request from branch `head` into `base`, or finds the open one; returns its URL."""
+        ...
+
 
 DETAIL_LIMIT = 500
 Echo = Callable[[str], None]

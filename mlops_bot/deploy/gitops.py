@@ -25,7 +25,6 @@ import subprocess
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Protocol
 
 from ..config.model import DeployTarget
 from ..errors import RemoteError, UsageError
@@ -37,14 +36,6 @@ PUSH_ATTEMPTS = 5
 GIT_TIMEOUT_S = 300.0
 BOT_IDENTITY = ("-c", "user.name=mlops-bot", "-c", "user.email=mlops-bot@users.noreply.localhost")
 _RACE = re.compile(r"\[rejected\]|fetch first|non-fast-forward|cannot lock ref|stale info|incorrect old value")
-
-
-class ChangeRequests(Protocol):
-    """The forge seam for pull/merge requests (GitHub, GitLab and the local forge adapters satisfy it)."""
-
-    def open_pull_request(self, head: str, base: str, title: str, body: str) -> str:
-        """Opens a pull/merge request from branch `head` into `base`, or finds the open one; returns its URL."""
-        ...
 
 
 class _Git:

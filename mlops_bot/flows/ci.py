@@ -18,6 +18,7 @@ from ..ci.outputs import CIOutput
 from ..config.model import Config
 from ..console import annotation, log
 from ..decide.decision import Decision
+from ..decide.document import to_document
 from ..errors import EXIT_NEGATIVE, EXIT_OK, BotError
 from ..registry.base import Registry
 from ..support.state import DECISION_FILE, state_path
@@ -113,4 +114,4 @@ def _write_decision(config: Config, decision: Decision) -> None:
     from ..support.files import write_atomic
 
     path = state_path(config.root, DECISION_FILE)
-    write_atomic(path, json.dumps(decision.to_dict(), indent=2) + "\n")
+    write_atomic(path, json.dumps(to_document(decision), indent=2) + "\n")

@@ -18,6 +18,7 @@ from pathlib import Path
 from ..config.model import Compare, Config
 from ..console import emit_json, log
 from ..decide.decision import Challenger, Champion, Decision, SignificanceResult
+from ..decide.document import to_document
 from ..decide.significance import significance_of
 from ..decide.verdict import decide
 from ..errors import EXIT_NEGATIVE, EXIT_OK, DataError, UsageError
@@ -142,7 +143,7 @@ def finish(decision: Decision, config: Config, args: argparse.Namespace, links: 
         out = Path(args.directory) / args.out
         write_atomic(out, markdown)
     if args.json:
-        emit_json(decision.to_dict())
+        emit_json(to_document(decision))
     else:
         print(markdown, end="", flush=True)
     log(f"mlops-bot: {decision.verdict}: {decision.summary}")

@@ -29,6 +29,7 @@ from ..ci.outputs import CIOutput
 from ..config.model import Report
 from ..console import emit_json, log
 from ..decide.decision import Decision
+from ..decide.document import from_document
 from ..errors import EXIT_NEGATIVE, EXIT_OK, BotError, InvalidParameter, NotFound, UsageError
 from ..events.bus import emit
 from ..events.event import model_subject
@@ -102,7 +103,7 @@ def load_decision(path: Path) -> Decision:
     except json.JSONDecodeError as exc:
         raise UsageError(f"{path}:{exc.lineno}:{exc.colno}: the decision file is not valid JSON ({exc.msg}).") from None
     try:
-        return Decision.from_dict(doc)
+        return from_document(doc)
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise UsageError(f"{path}: not a Decision document ({type(exc).__name__}: {exc}); write it with "
                          "`mlops-bot compare --json`.") from None

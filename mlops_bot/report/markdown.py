@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..decide.decision import CriterionResult, Decision
+from ..decide.document import to_document
 from ..metrics.numbers import fmt, fmt_pct, fmt_signed
 from .sections import (
     FAIL,
@@ -50,7 +51,7 @@ def marker(model: str) -> str:
 
 
 def render_json(decision: Decision) -> dict[str, Any]:
-    return decision.to_dict()
+    return to_document(decision)
 
 
 def render_markdown(decision: Decision, *, links: Links | None = None, history: int = 10, chart: bool = True,

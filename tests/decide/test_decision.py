@@ -12,7 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mlops_bot.config.model import Criterion, Significance
-from mlops_bot.decide.decision import Decision, ParamChange, SignificanceResult
+from mlops_bot.decide.decision import ParamChange, SignificanceResult
+from mlops_bot.decide.document import from_document, to_document
 from mlops_bot.decide.verdict import decide, params_diff
 from mlops_bot.errors import DataError, UsageError
 from tests.helpers.decisions import (
@@ -127,14 +128,14 @@ def test_json_round_trip_and_schema() -> None:
                challenger({"accuracy": math.nan, "latency_ms": math.inf}),
                champion({"accuracy": 0.9, "latency_ms": -math.inf}, rescored={"accuracy": 0.91}),
                significance=significance(True), now=NOW)
-    doc = d.to_dict()
+    doc = to_document(d)
     text = json.dumps(doc, allow_nan=False)  # strict JSON: non-finite values travel as strings
     jsonschema.validate(json.loads(text), DECISION_SCHEMA)
     assert doc["challenger"]["metrics"] == {"accuracy": "NaN", "latency_ms": "Infinity"}
-    back = Decision.from_dict(json.loads(text))
-    assert back.to_dict() == doc
+    back = from_document(json.loads(text))
+    assert to_document(back) == doc
     assert math.isnan(back.challenger.metrics["accuracy"])
-    jsonschema.validate(sample_decision().to_dict(), DECISION_SCHEMA)
+    jsonschema.validate(to_document(sample_decision()), DECISION_SCHEMA)
 
 
 @pytest.mark.parametrize(("where", "value", "message"), [
@@ -147,13 +148,13 @@ def test_a_name_outside_its_literal_type_is_not_a_decision(where: tuple[str | in
                                                            message: str) -> None:
     d = decide("m", compare_of(ACCURACY, significance=SIG), challenger({"accuracy": 0.95}),
                champion({"accuracy": 0.9}), significance=significance(True), now=NOW)
-    doc = json.loads(json.dumps(d.to_dict()))
+    doc = json.loads(json.dumps(to_document(d)))
     node = doc
     for key in where[:-1]:
         node = node[key]
     node[where[-1]] = value
     with pytest.raises(ValueError, match=re.escape(message)):
-        Decision.from_dict(doc)
+        from_document(doc)
 
 
 def test_schema_describes_every_property() -> None:
@@ -179,9 +180,9 @@ metric_values = st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.jus
 def test_every_decision_validates_and_round_trips(x: float, c: float, t: float, a: float) -> None:
     rule = Criterion("m", threshold=t, min_absolute_change=a, min_relative_change=a / 10)
     d = decide("m", compare_of(rule), challenger({"m": x}), champion({"m": c}), now=NOW)
-    doc = json.loads(json.dumps(d.to_dict(), allow_nan=False))
+    doc = json.loads(json.dumps(to_document(d), allow_nan=False))
     DECISION_VALIDATOR.validate(doc)
-    assert Decision.from_dict(doc).to_dict() == d.to_dict()
+    assert to_document(from_document(doc)) == to_document(d)
     assert d.verdict == ("pass" if d.criteria[0].passed else "fail")
     if not math.isfinite(x):
         assert d.verdict == "fail"

@@ -25,6 +25,7 @@ from mlops_bot.config.model import (
     Tracking,
 )
 from mlops_bot.decide.decision import Challenger, Champion, CriterionResult, Decision, HistoryPoint
+from mlops_bot.decide.document import to_document
 from mlops_bot.decide.verdict import decide
 from tests.helpers.ci_env import HEAD_SHA
 
@@ -97,5 +98,5 @@ def make_decision(passed: bool = True, model: str = MODEL, accuracy: float = 0.9
 def write_decision(directory: Path, decision: Decision, name: str = "decision.json") -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / name
-    path.write_text(json.dumps(decision.to_dict()), encoding="utf-8")
+    path.write_text(json.dumps(to_document(decision)), encoding="utf-8")
     return path
