@@ -7,6 +7,7 @@ import re
 
 from mlops_bot.config.model import Criterion, Regression, Significance
 from mlops_bot.decide.decision import HistoryPoint
+from mlops_bot.decide.document import to_document
 from mlops_bot.decide.significance import mcnemar
 from mlops_bot.decide.verdict import decide
 from mlops_bot.report.markdown import MAX_CHARS, Links, marker, render_json, render_markdown
@@ -107,7 +108,7 @@ def test_history_is_limited_to_the_configured_count() -> None:
 
 def test_json_is_the_decision_dict() -> None:
     d = sample_decision()
-    assert render_json(d) == d.to_dict()
+    assert render_json(d) == to_document(d)
     assert marker("iris-classifier") == "<!-- mlops-bot:report model=iris-classifier -->"
 
 
