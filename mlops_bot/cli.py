@@ -15,9 +15,14 @@ import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from . import __version__
 from .errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, BotError, ConfigError
+
+if TYPE_CHECKING:
+    from .events.bus import Bus
+    from .flows.project import Project
 
 # command -> (module under flows/, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -97,7 +102,6 @@ def _run_command(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from .events.bus import Bus, activate
-    from .flows.actions import run_held_rules
     from .flows.project import Project
 
     module = importlib.import_module(f"mlops_bot.flows.{COMMANDS[args.command][0]}")
@@ -106,10 +110,17 @@ def _run_command(args: argparse.Namespace) -> int:
         try:
             code = int(module.main(args, project))
         except BotError:
-            run_held_rules(bus, project)
+            _run_rules(bus, project)
             raise
-        run_held_rules(bus, project)
+        _run_rules(bus, project)
         return code
+
+
+def _run_rules(bus: Bus, project: Project) -> None:
+    if bus.held:  # most commands' events; a no-op `run` has none and imports nothing more
+        from .flows.actions import run_held_rules
+
+        run_held_rules(bus, project)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -20,13 +20,12 @@ from typing import TYPE_CHECKING, Any
 
 from ..console import log
 from ..errors import BotError
-from .audit import EventLog, events_dir
-from .event import SOURCE, Event
 
 if TYPE_CHECKING:
     from ..config.model import Config
+    from .event import Event
 
-Handler = Callable[[Event], None]
+Handler = Callable[["Event"], None]
 
 
 class Bus:
@@ -121,12 +120,14 @@ def activate(bus: Bus) -> Iterator[Bus]:
         _ACTIVE.reset(token)
 
 
-def emit(where: Config | Path, event_type: str, subject: str, data: Mapping[str, Any] | None = None,
-         source: str = SOURCE) -> Event:
+def emit(where: Config | Path, event_type: str, subject: str, data: Mapping[str, Any] | None = None) -> Event:
     """Records one event of the bot's own in the audit log under `where` (a Config or the project root) and
     hands it to the active Bus."""
-    event = Event(type=event_type, subject=subject, data={k: v for k, v in (data or {}).items() if v is not None},
-                  source=source)
+    # Imported here: cli activates a Bus for every command, and a no-op `run` emits nothing (start-up time).
+    from .audit import EventLog, events_dir
+    from .event import Event
+
+    event = Event(type=event_type, subject=subject, data={k: v for k, v in (data or {}).items() if v is not None})
     root = where if isinstance(where, Path) else where.root
     try:
         EventLog(events_dir(root)).append(event)

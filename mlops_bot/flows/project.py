@@ -11,12 +11,15 @@ import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 from ..config import DEFAULT_CONFIG, load_config
-from ..config.model import Config
-from ..registry.base import Registry
 
-Opener = Callable[[], Registry]
+if TYPE_CHECKING:  # cli makes a Project for every command: a no-op `run` must not pay for these imports
+    from ..config.model import Config
+    from ..registry.base import Registry
+
+Opener = Callable[[], "Registry"]
 
 
 class Project:
