@@ -1,4 +1,4 @@
-"""Snapshot files of rendered reports (tests/decide/snapshots)."""
+"""Snapshot files of rendered reports (tests/report/snapshots)."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-SNAPSHOTS = Path(__file__).resolve().parents[1] / "decide" / "snapshots"
+SNAPSHOTS = Path(__file__).resolve().parents[1] / "report" / "snapshots"
 
 
 def check_snapshot(name: str, text: str) -> None:
-    """Compares with tests/decide/snapshots/NAME; UPDATE_SNAPSHOTS=1 rewrites it (review the diff)."""
+    """Compares with tests/report/snapshots/NAME; UPDATE_SNAPSHOTS=1 rewrites it (review the diff)."""
     path = SNAPSHOTS / name
     if os.environ.get("UPDATE_SNAPSHOTS") == "1":
         path.write_text(text, encoding="utf-8")

@@ -1,7 +1,6 @@
-"""Real parts for the event tests: projects on the embedded registry (or the mlflow server) with `on:` rules
-and versions to deploy, signed webhook requests as MLflow, GitHub and GitLab send them, and `mlops-bot serve`
-started as a subprocess on 127.0.0.1. The builders are in tests/helpers (event_projects, registries, webhooks, serve,
-receivers); the fixtures here start and stop what a test asks for."""
+"""Fixtures of the event and service tests, a plugin of tests/conftest.py: `mlops-bot serve` started as a
+subprocess on 127.0.0.1 (`serve`) and an HTTP endpoint recording what it is sent (`receiver`). The builders
+(projects with `on:` rules, signed webhook requests) are in tests/helpers."""
 
 from __future__ import annotations
 
