@@ -5,7 +5,7 @@
   POST /webhooks/gitlab   GitLab webhooks                  token:  MLOPS_BOT_GITLAB_WEBHOOK_TOKEN
   GET  /healthz           {"status": "ok", counters, the spool's pending/handled/failed counts}
 
-An endpoint whose secret is not set answers 404. A delivery is checked (service_verify.py), then written to
+An endpoint whose secret is not set answers 404. A delivery is checked (verify.py), then written to
 the spool and committed to disk BEFORE the answer: 202 means it will be handled even if the process dies
 the next instant. Refusals: 401 missing or bad signature, 400 stale timestamp or malformed JSON, 409 an id
 accepted before (a replay, or a sender's retry of a delivery already held: nothing is lost by refusing it),
