@@ -40,7 +40,7 @@ def test_matching_by_type_synonym_and_where() -> None:
     assert not matches(rule, alias_set("3", alias="staging"))
     assert not matches(rule, Event("model_version.created", "models/demo/versions/3", {"alias": "champion"}))
     assert matches(Rule("model_version.registered", {}, ("gate",)), Event("model_version.created", "m"))
-    merged = Rule("github.pull_request", {"merged": "true", "source": "github"}, ("retrain",))  # as config/build.py has it
+    merged = Rule("github.pull_request", {"merged": "true", "source": "github"}, ("retrain",))  # config/build writes so
     assert matches(merged, Event("github.pull_request", "r", {"merged": True}, source="github"))
     assert not matches(merged, Event("github.pull_request", "r", {"merged": False}, source="github"))
     rules = [Rule("model_version.alias_set", {}, ("gate", "deploy")), Rule("alias.moved", {}, ("notify",))]
