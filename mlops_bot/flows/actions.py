@@ -33,6 +33,7 @@ from ..events.rules import RuleHandler, kind
 from .project import Opener, Project
 
 if TYPE_CHECKING:
+    from ..decide.decision import Decision
     from ..events.event import Event
 
 Action = Callable[[Project, "Event"], bool]
@@ -75,29 +76,33 @@ def deploy(project: Project, event: Event) -> bool:
 
 def promote(project: Project, event: Event) -> bool:
     from ..ci.context import read_context
-    from .compare import compare_registry
     from .promote import promote_flow
 
-    run_id = _value(event, "run_id")
-    if not _ours(project, event) or run_id is None:
-        log(f"mlops-bot: {event.type} names no run; nothing to promote.")
+    decision = _judged(project, event, "promote")
+    if decision is None:
         return False
-    decision = compare_registry(project.config, project.registry, run_id)
     promotion, _ = promote_flow(project.config, project.registry, decision, read_context(project.env), True)
     log(f"mlops-bot: {promotion.reason}")
     return promotion.is_champion
 
 
 def compare(project: Project, event: Event) -> bool:
+    decision = _judged(project, event, "compare")
+    if decision is None:
+        return False
+    log(f"mlops-bot: {decision.verdict}: {decision.summary}")
+    return decision.passed
+
+
+def _judged(project: Project, event: Event, what: str) -> Decision | None:
+    """The event's run judged against the champion; None when the event names no run of this model."""
     from .compare import compare_registry
 
     run_id = _value(event, "run_id")
     if not _ours(project, event) or run_id is None:
-        log(f"mlops-bot: {event.type} names no run; nothing to compare.")
-        return False
-    decision = compare_registry(project.config, project.registry, run_id)
-    log(f"mlops-bot: {decision.verdict}: {decision.summary}")
-    return decision.passed
+        log(f"mlops-bot: {event.type} names no run; nothing to {what}.")
+        return None
+    return compare_registry(project.config, project.registry, run_id)
 
 
 def gate(project: Project, event: Event) -> bool:
