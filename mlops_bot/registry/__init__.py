@@ -11,6 +11,7 @@ from pathlib import Path
 
 from ..errors import NotFound, UsageError
 from ..support.state import state_path
+from ..support.urls import redact
 from .base import ModelVersion, Registry
 
 
@@ -28,7 +29,7 @@ def open_registry(tracking_uri: str, root: Path, env: Mapping[str, str] | None =
         from .mlflow.client import MlflowRegistry
 
         return MlflowRegistry(uri, os.environ if env is None else env)
-    raise UsageError(f"tracking URI {tracking_uri!r} is not supported; use 'local' for the embedded store or "
+    raise UsageError(f"tracking URI {redact(tracking_uri)!r} is not supported; use 'local' for the embedded store or "
                      "an http(s):// URL of an MLflow tracking server.")
 
 

@@ -54,8 +54,9 @@ def check_status(status: str) -> None:
 
 
 def artifact_parts(path: str) -> tuple[str, ...]:
-    """A relative artifact path as parts; refuses absolute paths and `..` that would leave the run's root."""
+    """A relative artifact path as parts; refuses absolute paths, `..` that would leave the run's root, and NUL
+    (no file system can hold it)."""
     pure = PurePosixPath(path.replace("\\", "/"))
-    if pure.is_absolute() or ".." in pure.parts:
+    if pure.is_absolute() or ".." in pure.parts or "\x00" in path:
         raise UsageError(f"artifact path {path!r} must be relative and stay inside the run's artifacts.")
     return tuple(part for part in pure.parts if part not in ("", "."))

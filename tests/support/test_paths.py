@@ -13,7 +13,7 @@ from mlops_bot.config.model import Step
 from mlops_bot.config.semantics import semantic_problems
 from mlops_bot.config.source import read_document
 from mlops_bot.pipeline import dag
-from mlops_bot.support.paths import inside_project, normalise, overlaps
+from mlops_bot.support.paths import UnsafePath, confined, inside_project, name_problem, normalise, overlaps
 
 
 @pytest.mark.parametrize(("path", "norm"), [
@@ -52,3 +52,43 @@ def test_validation_and_the_dag_agree_on_what_feeds_a_step(tmp_path: Path, dep: 
     validation_fed = not any("no step writes it" in p.message for p in problems)
     graph = dag.edges({"make": Step("make", "true", ("src.txt",), ("x", "y")), "use": Step("use", "true", (dep,))})
     assert validation_fed == ("make" in graph["use"]) == fed, problems
+
+
+@pytest.mark.parametrize("name", ["", ".", "..", "a/b", "/etc", "a\\b", "nul\x00byte", 7, None])
+def test_names_that_are_no_plain_file_name(name: object) -> None:
+    assert name_problem(name)
+
+
+def test_plain_names_pass() -> None:
+    assert [n for n in ("a", ".hidden", "..x", "x..", "with space", "ünï", "a:b") if name_problem(n)] == []
+
+
+@pytest.mark.parametrize("parts", [("..",), ("a", "..", ".."), ("/etc",), ("a/../../x",), ("",), ("x\x00",)])
+def test_confined_refuses_names_that_leave_the_root(tmp_path: Path, parts: tuple[str, ...]) -> None:
+    with pytest.raises(UnsafePath):
+        confined(tmp_path / "root", parts)
+
+
+def test_confined_refuses_a_symlink_that_leads_out(tmp_path: Path) -> None:
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    root.mkdir()
+    outside.mkdir()
+    (root / "link").symlink_to(outside)
+    (root / "file-link").symlink_to(outside / "f")
+    (root / "inner").mkdir()
+    (root / "inner-link").symlink_to(root / "inner")
+    with pytest.raises(UnsafePath, match="lead out of"):
+        confined(root, ("link", "x"))
+    with pytest.raises(UnsafePath, match="lead out of"):
+        confined(root, ("file-link",))  # dangling, and outside
+    with pytest.raises(UnsafePath, match="symbolic link"):
+        confined(root, ("inner-link",))  # inside, but a write would replace or follow it
+    assert confined(root, ("inner-link", "x")) == root / "inner-link" / "x"  # resolves inside the root
+    assert confined(root, ("a", "b")) == root / "a" / "b"
+    assert confined(root, ()) == root
+
+
+def test_confined_accepts_a_root_reached_through_a_symlink(tmp_path: Path) -> None:
+    (tmp_path / "real").mkdir()
+    (tmp_path / "alias").symlink_to(tmp_path / "real")
+    assert confined(tmp_path / "alias", ("x",)) == tmp_path / "alias" / "x"

@@ -6,18 +6,23 @@ http(s) tracking URI is opened) so that `mlops-bot --version` never pays for htt
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
 import ssl
+import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import IO, Any, TypeVar
 
 import httpx
 
 from ... import __version__
 from ...errors import RemoteError, UsageError
 from ...support import retry as retries
+from ...support.files import WriteFailed
 from ...support.urls import redact
 from .errors import SERVICE, TransientError, error_from_response, error_from_transport
 
@@ -25,6 +30,18 @@ T = TypeVar("T")
 
 API = "/api/2.0/mlflow/"
 ARTIFACTS_API = "/api/2.0/mlflow-artifacts/artifacts"
+MAX_JSON_BYTES = 64 * 2**20  # one JSON answer read by json_at (an artifact listing of 10,000 entries is ~1 MB)
+_MAX_ERROR_BYTES = 2**20  # of an error page: only its first line is shown
+_ENCODED = ("content-encoding", "content-length", "transfer-encoding")
+
+
+class TooLarge(RemoteError):
+    """An answer longer than the bound its reader set; `limit` is that bound, in bytes."""
+
+    def __init__(self, status: int | None, url: str, limit: int) -> None:
+        super().__init__(SERVICE, status, url, f"answered with more than {limit:,} bytes, more than mlops-bot "
+                                               "accepts here; check that the tracking URI is the server you expect")
+        self.limit = limit
 
 
 @dataclass(frozen=True)
@@ -94,9 +111,15 @@ class MlflowHttp:
         response = self.send(method, API + endpoint, params=params, body=body, retry=retry)
         return self._decode(response)
 
-    def json_at(self, path: str, *, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        """GET a JSON document outside /api/2.0/mlflow/ (the artifact proxy's listing)."""
-        return self._decode(self.send("GET", path, params=params))
+    def json_at(self, path: str, *, params: Mapping[str, Any] | None = None,
+                max_bytes: int = MAX_JSON_BYTES) -> dict[str, Any]:
+        """GET a JSON document outside /api/2.0/mlflow/ (the artifact proxy's listing), read up to `max_bytes`
+        (more is a TooLarge error)."""
+
+        def once() -> dict[str, Any]:
+            return self._streamed(path, params, lambda response: self._decode_bounded(response, max_bytes))
+
+        return self.retrying(once)
 
     def send(self, method: str, path: str, *, params: Mapping[str, Any] | None = None,
              body: Mapping[str, Any] | None = None, retry: bool = True) -> httpx.Response:
@@ -118,25 +141,28 @@ class MlflowHttp:
 
         self.retrying(once)
 
-    def download_file(self, path: str, target: Path) -> None:
-        """GET into `target`, streamed through a `.part` file so no half-written file keeps the real name."""
-        partial = target.with_name(target.name + ".part")
-
-        def once() -> None:
-            try:
-                with self.client.stream("GET", self.base + path) as response:
-                    if not response.is_success:
-                        response.read()
-                        raise error_from_response(response, self.display + path)
-                    with partial.open("wb") as handle:
-                        for chunk in response.iter_bytes():
-                            handle.write(chunk)
-            except httpx.TransportError as exc:
-                raise error_from_transport(exc, self.display + path) from None
-
-        target.parent.mkdir(parents=True, exist_ok=True)
-        self.retrying(once)
-        partial.replace(target)
+    def download_file(self, path: str, target: Path, max_bytes: int | None = None) -> int:
+        """GET into `target`; returns the bytes written. Streamed into a temp file beside `target` and renamed
+        into place when complete, so no half-written file ever has the real name and none is left behind. More
+        than `max_bytes` is a TooLarge error; a symbolic link at `target` is never replaced or followed."""
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd, temp = tempfile.mkstemp(dir=target.parent, prefix=".download-", suffix=".part")
+        except OSError as exc:
+            raise WriteFailed(target, exc.strerror or str(exc)) from exc
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                size = self.retrying(lambda: self._streamed(
+                    path, None, lambda response: _copy(response, handle, max_bytes, self.display + path)))
+            if target.is_symlink():
+                raise WriteFailed(target, "a symbolic link stands there, and a download never replaces or follows one")
+            os.replace(temp, target)
+            return size
+        except OSError as exc:
+            raise WriteFailed(target, exc.strerror or str(exc)) from exc
+        finally:
+            with contextlib.suppress(OSError):
+                os.unlink(temp)  # gone already when renamed into place
 
     def retrying(self, operation: Callable[[], T]) -> T:
         """Runs `operation` until it succeeds, fails for good, or the time budget is spent."""
@@ -153,6 +179,19 @@ class MlflowHttp:
               body: Mapping[str, Any] | None) -> httpx.Response:
         return self._checked(lambda: self.client.request(method, self.base + path, params=params, json=body), path)
 
+    def _streamed(self, path: str, params: Mapping[str, Any] | None, consume: Callable[[httpx.Response], T]) -> T:
+        """GET `path` as a stream: a 2xx answer is handed to `consume`, any other becomes its error (read from
+        the first MiB of its body: a hostile server may send an endless error page)."""
+
+        def call() -> T:
+            with self.client.stream("GET", self.base + path, params=params) as response:
+                if response.is_success:
+                    return consume(response)
+                query = f"?{response.request.url.query.decode()}" if response.request.url.query else ""
+                raise error_from_response(_error_page(response), self.display + path + query)
+
+        return self._wrapped(call, path)
+
     def _wrapped(self, call: Callable[[], T], path: str) -> T:
         """`call()` with httpx's exceptions translated."""
         shown = self.display + path
@@ -160,6 +199,9 @@ class MlflowHttp:
             return call()
         except httpx.TransportError as exc:
             raise error_from_transport(exc, shown) from None
+        except httpx.DecodingError as exc:  # a body whose Content-Encoding lies
+            raise RemoteError(SERVICE, None, shown, f"sent a body that cannot be decoded ({exc}); check that the "
+                                                    "tracking URI is the server you expect") from None
         except httpx.InvalidURL as exc:
             raise UsageError(f"{SERVICE}: invalid URL {shown}: {exc}; check the tracking URI.") from None
 
@@ -170,16 +212,61 @@ class MlflowHttp:
         query = f"?{response.request.url.query.decode()}" if response.request.url.query else ""
         raise error_from_response(response, self.display + path + query)
 
-    def _decode(self, response: httpx.Response) -> dict[str, Any]:
+    def _decode(self, response: httpx.Response, content: bytes | None = None) -> dict[str, Any]:
+        """The JSON object in the answer (`content`: its body, when read already)."""
         shown = self.display + response.request.url.path
-        if not response.content:
+        content = response.content if content is None else content
+        if not content:
             return {}
         try:
-            document = response.json()
-        except ValueError:
+            document = json.loads(content)
+        except (ValueError, RecursionError):  # RecursionError: JSON nested thousands deep
             raise RemoteError(SERVICE, response.status_code, shown,
                               "answered with a body that is not JSON; is the tracking URI an MLflow "
                               "server (a login page or proxy in the way?)") from None
         if not isinstance(document, dict):
             raise RemoteError(SERVICE, response.status_code, shown, "answered with JSON that is not an object")
         return document
+
+    def _decode_bounded(self, response: httpx.Response, max_bytes: int) -> dict[str, Any]:
+        body = bytearray()
+        for chunk in _chunks(response, max_bytes, self.display + response.request.url.path):
+            body += chunk
+        return self._decode(response, bytes(body))
+
+
+def _chunks(response: httpx.Response, limit: int | None, shown: str) -> Iterator[bytes]:
+    """The decoded body, chunk by chunk; TooLarge as soon as it (or its declared length) passes `limit`."""
+    if limit is not None:
+        declared = response.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limit and not response.headers.get("content-encoding"):
+            raise TooLarge(response.status_code, shown, limit)
+    received = 0
+    for chunk in response.iter_bytes():
+        received += len(chunk)
+        if limit is not None and received > limit:
+            raise TooLarge(response.status_code, shown, limit)
+        yield chunk
+
+
+def _copy(response: httpx.Response, handle: IO[bytes], limit: int | None, shown: str) -> int:
+    """Writes the body to `handle` from its start (a retry starts over); returns its length."""
+    handle.seek(0)
+    handle.truncate()
+    written = 0
+    for chunk in _chunks(response, limit, shown):
+        handle.write(chunk)
+        written += len(chunk)
+    return written
+
+
+def _error_page(response: httpx.Response) -> httpx.Response:
+    """A non-2xx streamed answer, read up to _MAX_ERROR_BYTES, as a response error_from_response can read."""
+    body = bytearray()
+    for chunk in response.iter_bytes():
+        body += chunk
+        if len(body) >= _MAX_ERROR_BYTES:
+            break
+    headers = [(k, v) for k, v in response.headers.multi_items() if k.lower() not in _ENCODED]
+    return httpx.Response(response.status_code, headers=headers, content=bytes(body[:_MAX_ERROR_BYTES]),
+                          request=response.request)
