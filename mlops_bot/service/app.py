@@ -7,16 +7,20 @@
 
 An endpoint whose secret is not set answers 404. A delivery is checked (verify.py), then written to
 the spool and committed to disk BEFORE the answer: 202 means it will be handled even if the process dies
-the next instant. Refusals: 401 missing or bad signature, 400 stale timestamp or malformed JSON, 409 an id
-accepted before (a replay, or a sender's retry of a delivery already held: nothing is lost by refusing it),
-413 a body over the limit, 422 an event type not handled, 503 the spool could not commit (retry). Each
-refusal counts in /healthz and logs one line naming the delivery, never a secret or a signature.
+the next instant. Refusals: 401 missing or bad signature, 400 a bad or stale timestamp, malformed JSON or JSON
+nested too deep, 408 a body not complete within the body deadline, 409 a delivery accepted before (a replay,
+or a sender's retry of a delivery already held: nothing is lost by refusing it; GitHub and GitLab deliveries
+also when their body or their event's own ids repeat one accepted within the replay window, whatever their
+header id: see replay.py), 413 a body over the limit, 422 an event type not handled, 503 the spool could not
+commit (retry). Each refusal counts in /healthz and logs one line naming the delivery, never a secret or a
+signature. The connection-level deadlines and limits (slow clients, too many connections) are in guard.py.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -25,11 +29,11 @@ from typing import TYPE_CHECKING, Any
 from ..console import log
 from ..events.audit import EventLog, events_dir
 from ..events.bus import Bus
-from ..events.event import Event
 from ..events.rules import RuleHandler
 from ..support.state import SPOOL_FILE
+from .guard import Guard, Limits
 from .spool import Spool, SpoolWriter, prune_change
-from .verify import Rejected, github_event, gitlab_event, mlflow_event
+from .verify import Delivery, Rejected, github_delivery, gitlab_delivery, mlflow_event
 from .workers import EventRunner, WorkerPool
 
 if TYPE_CHECKING:
@@ -41,15 +45,19 @@ if TYPE_CHECKING:
 
 SECRETS = {"mlflow": "MLOPS_BOT_MLFLOW_WEBHOOK_SECRET", "github": "MLOPS_BOT_GITHUB_WEBHOOK_SECRET",
            "gitlab": "MLOPS_BOT_GITLAB_WEBHOOK_TOKEN"}
-MAX_BODY = 1024 * 1024
+DELIVERY_HEADERS = ("x-mlflow-delivery-id", "x-github-delivery", "idempotency-key", "x-gitlab-event-uuid")
+_DIGITS = re.compile(r"[0-9]{1,19}")
+_UNSAFE = re.compile(r"[^A-Za-z0-9._:-]")
 
 
 class Service:
     """The receiver's state: secrets, counters, the spool and its writer, the worker pool."""
 
     def __init__(self, config: Config, env: Mapping[str, str], rules: RuleHandler, workers: int = 2,
-                 max_body: int = MAX_BODY, clock: Callable[[], float] = time.time) -> None:
-        self.config, self.workers, self.max_body, self.clock = config, workers, max_body, clock
+                 limits: Limits | None = None, clock: Callable[[], float] = time.time) -> None:
+        self.config, self.workers, self.clock = config, workers, clock
+        self.limits = limits or Limits()
+        self.guard = Guard(self.limits)  # shared with the connections: flows/serve.py hands it to uvicorn
         self.secrets = {source: env.get(name, "") for source, name in SECRETS.items()}
         self.counters: Counter[str] = Counter()
         self.directory = events_dir(config.root)
@@ -98,44 +106,51 @@ class Service:
             secret = self.secrets[source]
             if not secret:
                 raise Rejected(404, "not_configured", f"{SECRETS[source]} is not set: {source} webhooks are off")
-            event = self._verify(source, request.headers, await _read_body(request, self.max_body), secret)
+            body = await _read_body(request, self.limits.max_body, self.limits.body_timeout)
+            delivery = self._verify(source, request.headers, body, secret)
         except Rejected as rejected:
             return self._refuse(request, source, rejected)
         except ClientDisconnect:  # the sender gave up mid-body: nothing was stored, it will deliver again
             return JSONResponse({"error": "disconnected"}, 400)
         assert self.writer is not None
+        event = delivery.event
         try:
-            fresh = await asyncio.wrap_future(self.writer.insert(event))
+            fresh = await asyncio.wrap_future(self.writer.insert(event, delivery.keys))
         except Exception as exc:
             self.counters["spool_errors"] += 1
             log(f"mlops-bot serve: could not store {source} delivery {event.id}: {type(exc).__name__}: {exc}")
             return JSONResponse({"error": "spool_error", "message": "not stored; deliver it again"}, 503)
         if not fresh:
-            return self._refuse(request, source, Rejected(409, "replayed", f"{event.id} was accepted before"))
+            return self._refuse(request, source, Rejected(409, "replayed", f"{event.id} repeats a delivery accepted "
+                                                                           "before (its id, body or event)"))
         self.counters["accepted"] += 1
         return JSONResponse({"id": event.id, "type": event.type, "status": "accepted"}, 202)
 
-    def _verify(self, source: str, headers: Mapping[str, str], body: bytes, secret: str) -> Event:
+    def _verify(self, source: str, headers: Mapping[str, str], body: bytes, secret: str) -> Delivery:
         if source == "mlflow":
-            return mlflow_event(headers, body, secret, self.clock())
+            return Delivery(mlflow_event(headers, body, secret, self.clock()))
         if source == "github":
-            return github_event(headers, body, secret)
-        return gitlab_event(headers, body, secret)
+            return github_delivery(headers, body, secret)
+        return gitlab_delivery(headers, body, secret)
 
     def _refuse(self, request: Request, source: str, rejected: Rejected) -> Response:
         from starlette.responses import JSONResponse
 
         self.counters[f"rejected.{rejected.reason}"] += 1
         client = request.client.host if request.client else "?"
-        log(f"mlops-bot serve: refused a {source} webhook from {client}: {rejected.message} "
+        named = next((request.headers[h] for h in DELIVERY_HEADERS if h in request.headers), "")
+        delivery = _UNSAFE.sub("?", named[:64]) or "without an id"  # unsigned: made safe to log
+        log(f"mlops-bot serve: refused {source} delivery {delivery} from {client}: {rejected.message} "
             f"(HTTP {rejected.status}, {rejected.reason})")
-        return JSONResponse({"error": rejected.reason, "message": rejected.message}, rejected.status)
+        # the body may be unread: close rather than read what is left of it
+        close = {"connection": "close"} if rejected.status in (408, 413) else None
+        return JSONResponse({"error": rejected.reason, "message": rejected.message}, rejected.status, close)
 
     def health(self) -> dict[str, Any]:
         rejected = {k.removeprefix("rejected."): n for k, n in self.counters.items() if k.startswith("rejected.")}
         return {"status": "ok", "sources": self.sources, "accepted": self.counters["accepted"],
                 "rejected": rejected, "rejected_total": sum(rejected.values()),
-                "spool": self.reader.counts() if self.reader else {}}
+                "spool": self.reader.counts() if self.reader else {}, "connections": self.guard.stats()}
 
 
 def _all_pending(spool: Spool) -> list[Any]:
@@ -146,12 +161,21 @@ def _all_pending(spool: Spool) -> list[Any]:
     return rows
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
+async def _read_body(request: Request, limit: int, seconds: float) -> bytes:
+    """The body, whole within `seconds` of the headers (a slow sender would hold its connection), at most
+    `limit` bytes."""
     declared = request.headers.get("content-length")
-    if declared is not None and not declared.isdigit():
+    if declared is not None and not _DIGITS.fullmatch(declared):
         raise Rejected(400, "bad_header", "Content-Length is not a number")
     if declared is not None and int(declared) > limit:
         raise Rejected(413, "body_too_large", f"the body ({declared} bytes) is over the {limit} byte limit")
+    try:
+        return await asyncio.wait_for(_collect(request, limit), seconds)
+    except asyncio.TimeoutError:
+        raise Rejected(408, "body_timeout", f"the body was not complete within {seconds:g} s") from None
+
+
+async def _collect(request: Request, limit: int) -> bytes:
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)

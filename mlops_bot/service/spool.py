@@ -1,7 +1,9 @@
 """The spool: accepted events in SQLite (`.mlops-bot/events/spool.db`, WAL, synchronous=FULL, so a commit
 is on disk when it returns) until they are handled, and their ids for a while after, to refuse replays.
 
-One row per event id (the primary key dedups: at-least-once in). A row is `pending` until its handler
+One row per event id (the primary key dedups: at-least-once in). An event may come with replay keys (GitHub's
+and GitLab's body digest and event ids, see replay.py): they go to `seen`, and an event repeating one of them
+is refused like a repeated id, for as long as ids are kept (KEEP_IDS_S). A row is `pending` until its handler
 finished, `handled` after, or `failed` when its attempts ran out. `done` counts the actions completed, so a
 retry or a restart resumes after the last one that succeeded. `SpoolWriter` funnels every write of `serve`
 through one thread that commits them in batches (group commit): one fsync serves many requests.
@@ -43,6 +45,7 @@ CREATE TABLE IF NOT EXISTS events (
     error TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS events_pending ON events (state, seq);
+CREATE TABLE IF NOT EXISTS seen (key TEXT PRIMARY KEY, received REAL NOT NULL) WITHOUT ROWID;
 """
 
 
@@ -125,17 +128,29 @@ def hold_exclusive(path: Path, what: str) -> int:
     return fd
 
 
-def insert(conn: sqlite3.Connection, event: Event) -> bool:
+def insert(conn: sqlite3.Connection, event: Event, keys: Sequence[str] = ()) -> bool:
+    """Adds the event unless its id or one of its replay keys was seen; False then."""
+    if keys and conn.execute(f"SELECT 1 FROM seen WHERE key IN ({','.join('?' * len(keys))}) LIMIT 1",
+                             tuple(keys)).fetchone():
+        return False
+    now = time.time()
     cursor = conn.execute("INSERT OR IGNORE INTO events (id, received, body) VALUES (?, ?, ?)",
-                          (event.id, time.time(), event.to_json()))
-    return cursor.rowcount == 1
+                          (event.id, now, event.to_json()))
+    if cursor.rowcount != 1:
+        return False
+    conn.executemany("INSERT OR IGNORE INTO seen (key, received) VALUES (?, ?)", [(key, now) for key in keys])
+    return True
 
 
 def prune_change(now: float | None = None) -> Callable[[sqlite3.Connection], int]:
-    """Forgets handled and failed events older than KEEP_IDS_S; returns how many."""
+    """Forgets handled and failed events, and replay keys, older than KEEP_IDS_S; returns how many events."""
     cutoff = (now or time.time()) - KEEP_IDS_S
-    return lambda conn: int(conn.execute("DELETE FROM events WHERE state != 'pending' AND received < ?",
-                                         (cutoff,)).rowcount)
+
+    def prune(conn: sqlite3.Connection) -> int:
+        conn.execute("DELETE FROM seen WHERE received < ?", (cutoff,))
+        return int(conn.execute("DELETE FROM events WHERE state != 'pending' AND received < ?", (cutoff,)).rowcount)
+
+    return prune
 
 
 def handled_change(event_id: str) -> Change:
@@ -180,8 +195,8 @@ class SpoolWriter:
         self._queue.put((work, future))
         return future
 
-    def insert(self, event: Event) -> Future[bool]:
-        return self.submit(lambda conn: insert(conn, event))
+    def insert(self, event: Event, keys: Sequence[str] = ()) -> Future[bool]:
+        return self.submit(lambda conn: insert(conn, event, keys))
 
     def apply(self, changes: Iterable[Change]) -> None:
         """Commits the changes; returns when they are on disk (raises what the commit raised)."""

@@ -7,7 +7,13 @@ body>` and names the event in X-GitHub-Event, the delivery in X-GitHub-Delivery.
 itself in X-Gitlab-Token, the event in X-Gitlab-Event and a retry-stable Idempotency-Key (17.4+; else
 X-Gitlab-Event-UUID, else the body's hash). Every comparison is constant-time. A delivery older than
 MAX_AGE_S or more than MAX_SKEW_S in the future is refused; a replay within the window is refused by the
-spool, which keeps every accepted id (GitHub and GitLab sign no time: their ids alone guard them).
+spool, which keeps every accepted id. GitHub and GitLab sign no time and their ids are unsigned headers: a
+`Delivery` of theirs also carries the keys of replay.py (the body's digest, the event's own ids), which the
+spool refuses to see twice whatever the header id.
+
+Refused 400 before any parsing can fail: a timestamp that is not 1-12 ASCII digits (`str.isdigit` accepts
+'²' and '１２３'), and a body nested deeper than MAX_DEPTH (json recurses per level: 100,000 '[' would raise
+RecursionError; real payloads nest under 15).
 """
 
 from __future__ import annotations
@@ -22,10 +28,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..events.event import Event, model_subject
+from .replay import replay_keys
 
 MAX_AGE_S = 300
 MAX_SKEW_S = 60
-_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$")
+MAX_DEPTH = 64
+_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,99}")
+_STAMP = re.compile(r"[0-9]{1,12}")  # ASCII only: str.isdigit() and int() also take other scripts' digits
+_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
 
 MLFLOW_EVENTS = {
     "registered_model.created": "registered_model.created",
@@ -51,14 +62,37 @@ class Rejected(Exception):
     message: str
 
 
+@dataclass(frozen=True)
+class Delivery:
+    """A verified delivery: its event, and what else identifies it against a replay under a fresh id."""
+
+    event: Event
+    keys: tuple[str, ...] = ()
+
+
 def _signed_equal(expected: bytes, given: bytes) -> bool:
     return hmac.compare_digest(expected, given)
 
 
+def _too_deep(body: bytes, limit: int = MAX_DEPTH) -> bool:
+    """Whether the JSON body nests deeper than `limit` (brackets inside strings do not count)."""
+    brackets = _STRING.sub(b"", body).translate(None, _NOT_BRACKETS)
+    if len(brackets) <= limit:
+        return False
+    depth = 0
+    for byte in brackets:
+        depth += 1 if byte in b"[{" else -1
+        if depth > limit:
+            return True
+    return False
+
+
 def _json(body: bytes) -> dict[str, Any]:
+    if _too_deep(body):
+        raise Rejected(400, "too_deep", f"the body nests deeper than {MAX_DEPTH} levels")
     try:
         doc = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise Rejected(400, "malformed_json", "the body is not JSON") from None
     if not isinstance(doc, dict):
         raise Rejected(400, "malformed_json", "the body is not a JSON object")
@@ -68,7 +102,7 @@ def _json(body: bytes) -> dict[str, Any]:
 def _delivery(value: str | None, header: str) -> str:
     if not value:
         raise Rejected(400, "missing_header", f"no {header} header")
-    if not _ID.match(value):
+    if not _ID.fullmatch(value):
         raise Rejected(400, "bad_header", f"{header} is not an id")
     return value
 
@@ -79,8 +113,9 @@ def mlflow_event(headers: Mapping[str, str], body: bytes, secret: str, now: floa
         raise Rejected(401, "missing_signature", "no X-MLflow-Signature header")
     delivery = _delivery(headers.get("x-mlflow-delivery-id"), "X-MLflow-Delivery-Id")
     stamp = headers.get("x-mlflow-timestamp", "")
-    if not stamp.isdigit() or len(stamp) > 12:
-        raise Rejected(400, "bad_timestamp", "X-MLflow-Timestamp is missing or not unix seconds")
+    if not _STAMP.fullmatch(stamp):
+        raise Rejected(400, "bad_timestamp", f"X-MLflow-Timestamp of delivery {delivery} is missing or not unix "
+                                             "seconds (1-12 ASCII digits)")
     digest = hmac.new(secret.encode(), f"{delivery}.{stamp}.".encode() + body, hashlib.sha256).digest()
     expected = b"v1," + base64.b64encode(digest)
     if not any(_signed_equal(expected, part.encode()) for part in signature.split()):
@@ -101,6 +136,10 @@ def mlflow_event(headers: Mapping[str, str], body: bytes, secret: str, now: floa
 
 
 def github_event(headers: Mapping[str, str], body: bytes, secret: str) -> Event:
+    return github_delivery(headers, body, secret).event
+
+
+def github_delivery(headers: Mapping[str, str], body: bytes, secret: str) -> Delivery:
     signature = headers.get("x-hub-signature-256", "")
     if not signature:
         raise Rejected(401, "missing_signature", "no X-Hub-Signature-256 header")
@@ -118,10 +157,15 @@ def github_event(headers: Mapping[str, str], body: bytes, secret: str) -> Event:
                        "head_sha": "pull_request.head.sha", "conclusion": "workflow_run.conclusion",
                        "workflow": "workflow_run.name", "tag": "release.tag_name"})
     subject = f"repos/{data.get('repository', '')}" + (f"/pulls/{data['number']}" if "number" in data else "")
-    return Event(type=f"github.{name}", subject=subject, data=data, source="github", id=f"github-{delivery}")
+    event = Event(type=f"github.{name}", subject=subject, data=data, source="github", id=f"github-{delivery}")
+    return Delivery(event, replay_keys("github", name, doc, body))
 
 
 def gitlab_event(headers: Mapping[str, str], body: bytes, token: str) -> Event:
+    return gitlab_delivery(headers, body, token).event
+
+
+def gitlab_delivery(headers: Mapping[str, str], body: bytes, token: str) -> Delivery:
     given = headers.get("x-gitlab-token", "")
     if not given:
         raise Rejected(401, "missing_signature", "no X-Gitlab-Token header")
@@ -140,7 +184,8 @@ def gitlab_event(headers: Mapping[str, str], body: bytes, token: str) -> Event:
                        "source_branch": "object_attributes.source_branch",
                        "target_branch": "object_attributes.target_branch", "tag": "tag"})
     subject = f"projects/{data.get('project', '')}" + (f"/merge_requests/{data['iid']}" if "iid" in data else "")
-    return Event(type=f"gitlab.{name}", subject=subject, data=data, source="gitlab", id=f"gitlab-{delivery}")
+    event = Event(type=f"gitlab.{name}", subject=subject, data=data, source="gitlab", id=f"gitlab-{delivery}")
+    return Delivery(event, replay_keys("gitlab", name, doc, body))
 
 
 def _pick(doc: Mapping[str, Any], paths: Mapping[str, str]) -> dict[str, Any]:

@@ -1,11 +1,13 @@
 """`mlops-bot serve` started as a subprocess (its own process group) on 127.0.0.1, with the webhook secrets of
-`webhooks` in its environment."""
+`webhooks` in its environment; and raw connections that hold it the way a slow client does."""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import selectors
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -91,3 +93,39 @@ def start_serve(root: Path, env: Mapping[str, str] | None = None, workers: int =
         time.sleep(0.1)
     served.kill()
     raise RuntimeError(f"serve did not answer /healthz within 30 s:\n{served.log()}")
+
+
+PARTIAL_HEADERS = b"POST /webhooks/github HTTP/1.1\r\nHost: 127.0.0.1\r\nX-GitHub-Event: push\r\nX-Slow: "
+ONE_BODY_BYTE = (b"POST /webhooks/github HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                 b"X-GitHub-Event: push\r\nContent-Length: 4096\r\n\r\n{")
+
+
+def slow_client(port: int, source: str, sent: bytes = PARTIAL_HEADERS) -> socket.socket:
+    """A connection from `source` (any 127/8 address is this machine's) that sends `sent` and then holds."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=5, source_address=(source, 0))
+    if sent:
+        sock.sendall(sent)
+    return sock
+
+
+def wait_closed(socks: list[socket.socket], timeout: float) -> tuple[list[socket.socket], dict[socket.socket, bytes]]:
+    """Waits until the server closed each socket; returns those still open, and what each closed one was sent."""
+    answers: dict[socket.socket, bytes] = {}
+    open_ = set(socks)
+    deadline = time.monotonic() + timeout
+    with selectors.DefaultSelector() as selector:
+        for sock in socks:
+            selector.register(sock, selectors.EVENT_READ)
+        while open_ and time.monotonic() < deadline:
+            for key, _ in selector.select(timeout=max(deadline - time.monotonic(), 0)):
+                ready = key.fileobj
+                assert isinstance(ready, socket.socket)
+                try:
+                    chunk = ready.recv(65536)
+                except (ConnectionResetError, TimeoutError):
+                    chunk = b""
+                answers[ready] = answers.get(ready, b"") + chunk
+                if not chunk:
+                    open_.discard(ready)
+                    selector.unregister(ready)
+    return [s for s in socks if s in open_], answers

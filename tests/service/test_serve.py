@@ -16,7 +16,15 @@ from tests.helpers.event_projects import audit_lines, write_project
 from tests.helpers.projects import deployed
 from tests.helpers.registries import add_version
 from tests.helpers.serve import Served
-from tests.helpers.webhooks import GITHUB_SECRET, GITLAB_TOKEN, SECRET, SECRETS_ENV, github_request, mlflow_request
+from tests.helpers.webhooks import (
+    GITHUB_SECRET,
+    GITLAB_TOKEN,
+    SECRET,
+    SECRETS_ENV,
+    github_request,
+    github_signed,
+    mlflow_request,
+)
 from tests.servers.mlflow_server import free_port
 
 CHAMPION = {"name": "demo", "alias": "champion", "version": "1"}
@@ -83,3 +91,24 @@ def test_an_accepted_delivery_is_handled_once_and_its_replay_refused(tmp_path: P
     assert second.returncode == 2 and "another `mlops-bot serve` is running" in second.stderr
     assert served.stop() == 0  # SIGTERM: a clean stop
     assert "stopped" in served.log()
+
+
+def test_odd_digits_and_deep_nesting_are_refused_400_not_500(tmp_path: Path, serve: Any) -> None:
+    served = serve(write_project(tmp_path / "p").root)
+    # Signed over the timestamp as the server reads the header (bytes as Latin-1): '²' is isdigit() but int()
+    # fails; fullwidth digits arrive as UTF-8; then ASCII shapes that are not unix seconds.
+    for stamp in ("²".encode("latin-1"), "１２３".encode(), b"-1", b"1e9", b"9" * 40):
+        body, headers = mlflow_request(CHAMPION, stamp=stamp.decode("latin-1"))
+        answer = served.client.post(served.url + "/webhooks/mlflow", content=body,
+                                    headers=[(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()])
+        assert answer.status_code == 400 and answer.json()["error"] == "bad_timestamp", (stamp, answer.text)
+    deep = b"[" * 100_000
+    answer = served.post("/webhooks/github", *github_signed("push", deep))
+    assert (answer.status_code, answer.json()["error"]) == (400, "too_deep")
+    body, headers = mlflow_request(CHAMPION, body=b'{"entity": ' + b"{" * 100_000)
+    assert served.post("/webhooks/mlflow", body, headers).status_code == 400
+    gitlab = {"X-Gitlab-Token": GITLAB_TOKEN, "X-Gitlab-Event": "Push Hook"}
+    assert served.post("/webhooks/gitlab", b'{"a":' + b"[" * 100_000, gitlab).status_code == 400
+    health = served.health()
+    assert health["rejected"] == {"bad_timestamp": 5, "too_deep": 3} and health["spool"]["pending"] == 0
+    assert "Exception in ASGI application" not in served.log() and "Traceback" not in served.log()

@@ -2,13 +2,32 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 
 import pytest
 
-from mlops_bot.service.verify import Rejected, github_event, gitlab_event, mlflow_event
-from tests.helpers.webhooks import GITHUB_SECRET, GITLAB_TOKEN, SECRET, github_request, mlflow_request
+from mlops_bot.service.verify import (
+    MAX_DEPTH,
+    Rejected,
+    github_delivery,
+    github_event,
+    gitlab_delivery,
+    gitlab_event,
+    mlflow_event,
+)
+from tests.helpers.webhooks import (
+    GITHUB_SECRET,
+    GITLAB_TOKEN,
+    SECRET,
+    github_fixture,
+    github_request,
+    github_signed,
+    gitlab_headers,
+    gitlab_merge_request,
+    mlflow_request,
+)
 
 ALIAS = {"name": "iris", "alias": "champion", "version": "4"}
 
@@ -95,3 +114,53 @@ def test_gitlab_deliveries() -> None:
     without_key = {k: v for k, v in headers.items() if k != "idempotency-key"}
     # Without a delivery header the id comes from the body: a replay of the same bytes has the same id.
     assert gitlab_event(without_key, body, GITLAB_TOKEN).id == gitlab_event(without_key, body, GITLAB_TOKEN).id
+
+
+@pytest.mark.parametrize("stamp", ["²", "１２３", "١٢٣", "-1", "1e9", "+17", " 17", "17 ", "9" * 13, ""])
+def test_a_timestamp_not_of_ascii_unix_seconds_is_refused_400(stamp: str) -> None:
+    # isdigit() takes '²' (and int() then fails: 500) and other scripts' digits (int() takes those: 123)
+    body, headers = mlflow_request(ALIAS, stamp=0)
+    h = {**lower(headers), "x-mlflow-timestamp": stamp}
+    message = refused(lambda: mlflow_event(h, body, SECRET, time.time()), 400, "bad_timestamp").message
+    assert h["x-mlflow-delivery-id"] in message
+
+
+def test_json_nested_deeper_than_the_limit_is_refused_400_before_parsing() -> None:
+    deep = b"[" * 100_000 + b"]" * 100_000
+    github_headers = github_signed("push", deep)[1]
+    refused(lambda: github_event(lower(github_headers), deep, GITHUB_SECRET), 400, "too_deep")
+    gitlab = {"x-gitlab-token": GITLAB_TOKEN, "x-gitlab-event": "Push Hook", "idempotency-key": "k-deep"}
+    refused(lambda: gitlab_event(gitlab, b'{"a": ' + b"{" * 100_000, GITLAB_TOKEN), 400, "too_deep")
+    nested: object = {"leaf": "[[[[{{{{"}  # brackets inside strings do not count
+    for _ in range(MAX_DEPTH - 3):  # with the body's object and its "data": MAX_DEPTH levels
+        nested = {"n": nested}
+    body, headers = mlflow_request({**ALIAS, "extra": nested})
+    assert mlflow_event(lower(headers), body, SECRET, time.time()).type == "model_version.alias_set"
+    body, headers = mlflow_request({**ALIAS, "extra": {"n": nested}})
+    refused(lambda: mlflow_event(lower(headers), body, SECRET, time.time()), 400, "too_deep")
+
+
+def test_github_and_gitlab_deliveries_carry_their_body_digest_and_event_ids() -> None:
+    opened = github_fixture("pull_request-opened.payload.json")
+    keys = github_delivery(lower(github_signed("pull_request", opened)[1]), opened, GITHUB_SECRET).keys
+    assert keys[0] == "github-body:" + hashlib.sha256(opened).hexdigest() and keys[1].startswith("github-event:")
+    again = github_delivery(lower(github_signed("pull_request", opened)[1]), opened, GITHUB_SECRET).keys
+    assert again == keys  # another delivery id changes nothing
+    doc = json.loads(opened)
+    del doc["installation"]
+    other_hook = json.dumps(doc).encode()
+    assert github_delivery(lower(github_signed("pull_request", other_hook)[1]), other_hook, GITHUB_SECRET).keys[1] \
+        == keys[1]
+    synchronize = github_fixture("pull_request-synchronize.payload.json")
+    assert not set(keys) & set(github_delivery(lower(github_signed("pull_request", synchronize)[1]), synchronize,
+                                               GITHUB_SECRET).keys)
+    dispatch = github_fixture("workflow_dispatch-payload.json")  # no ids of its own: its body guards it
+    assert len(github_delivery(lower(github_signed("workflow_dispatch", dispatch)[1]), dispatch,
+                               GITHUB_SECRET).keys) == 1
+    body = gitlab_merge_request()
+    headers = lower(gitlab_headers())
+    first = gitlab_delivery(headers, body, GITLAB_TOKEN)
+    assert first.event.id == "gitlab-" + headers["idempotency-key"] and len(first.keys) == 2
+    later = gitlab_delivery(lower(gitlab_headers()), gitlab_merge_request("update", "2025-03-04 11:00:00 UTC"),
+                            GITLAB_TOKEN)
+    assert not set(first.keys) & set(later.keys)
