@@ -4,6 +4,7 @@ collected and reported at once, located at its key or value."""
 from __future__ import annotations
 
 import json
+import re
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -30,10 +31,42 @@ def check_document(doc: Document) -> None:
         raise ConfigError(sorted(set(problems), key=lambda p: (p.line, p.col, p.message)))
 
 
-def schema_problems(doc: Document) -> list[Problem]:
-    from jsonschema import Draft202012Validator
+@cache
+def ecma_regex(pattern: str) -> re.Pattern[str]:
+    """A schema `pattern` (ECMA-262) as Python must read it: `$` (outside a class, unescaped) is the very end of
+    the string, as in JavaScript, not also the place before a final newline; \\d and \\w are ASCII."""
+    out, escaped, in_class = [], False, False
+    for char in pattern:
+        if escaped:
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif char == "[":
+            in_class = True
+        elif char == "]":
+            in_class = False
+        elif char == "$" and not in_class:
+            char = r"\Z"
+        out.append(char)
+    return re.compile("".join(out), re.ASCII)
 
-    validator = Draft202012Validator(ml_schema())
+
+@cache
+def _validator_class() -> Any:
+    """Draft 2020-12 with `pattern` matched as JSON Schema means it (`ecma_regex`): Python's `re.search` lets
+    `^name$` accept "name\\n"."""
+    from jsonschema import Draft202012Validator, ValidationError, validators
+
+    def pattern(validator: Any, regex: str, instance: Any, schema: Any) -> Any:
+        if validator.is_type(instance, "string") and not ecma_regex(regex).search(instance):
+            yield ValidationError(f"{instance!r} does not match {regex!r}")
+
+    extend: Any = validators.extend  # untyped
+    return extend(Draft202012Validator, {"pattern": pattern})
+
+
+def schema_problems(doc: Document) -> list[Problem]:
+    validator = _validator_class()(ml_schema())
     problems: list[Problem] = []
     for error in validator.iter_errors(doc.data):
         problems.extend(_explain(doc, error))

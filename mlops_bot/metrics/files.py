@@ -14,7 +14,7 @@ import csv
 import io
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,8 @@ from ..errors import DataError
 from .numbers import fmt
 
 _LONG_NAMES = ("metric", "name", "key")
+MAX_METRICS = 100_000  # names in one file, counted through YAML aliases: a file past it is broken or a bomb
+MAX_NESTING = 64  # levels of a dotted name; a YAML alias can make a mapping that contains itself
 
 
 def read_metrics(path: Path | str, *, allow_nonfinite: bool = False) -> dict[str, float]:
@@ -37,7 +39,7 @@ def read_metrics(path: Path | str, *, allow_nonfinite: bool = False) -> dict[str
         if not isinstance(data, Mapping):
             kind = "a list" if isinstance(data, list) else f"a {type(data).__name__}"
             raise DataError(f"{path}: holds {kind}, not a mapping of metric names to numbers.")
-        raw = _flatten(data)
+        raw = _flatten(path, data)
     if not raw:
         raise DataError(f"{path}: holds no metrics; write at least one `name: number` pair.")
     return {key: _number(path, key, value, allow_nonfinite) for key, value in raw.items()}
@@ -50,7 +52,7 @@ def read_text(path: Path, what: str) -> str:
         raise DataError(f"{path}: {what} not found; check that the step writes it at this path.") from None
     except IsADirectoryError:
         raise DataError(f"{path}: is a directory, not a {what}.") from None
-    except (OSError, UnicodeDecodeError) as exc:
+    except (OSError, ValueError) as exc:  # UnicodeDecodeError; a NUL in the name
         raise DataError(f"{path}: cannot read the {what} ({exc}).") from None
     if not text.strip():
         raise DataError(f"{path}: {what} is empty.")
@@ -62,6 +64,8 @@ def _json(path: Path, text: str) -> Any:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         raise DataError(f"{path}:{exc.lineno}:{exc.colno}: not valid JSON: {exc.msg}.") from None
+    except (ValueError, RecursionError) as exc:  # an integer of 4,301+ digits; nesting past the recursion limit
+        raise DataError(f"{path}: cannot read the JSON ({_why(exc)}).") from None
 
 
 def _yaml(path: Path, text: str) -> Any:
@@ -74,16 +78,40 @@ def _yaml(path: Path, text: str) -> Any:
         where = f":{mark.line + 1}:{mark.column + 1}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise DataError(f"{path}{where}: not valid YAML: {problem}.") from None
+    except (ValueError, LookupError, TypeError, AttributeError, ArithmeticError, RecursionError) as exc:
+        raise DataError(f"{path}: cannot read the YAML ({_why(exc)}).") from None
 
 
-def _flatten(data: Mapping[Any, Any], prefix: str = "") -> dict[str, object]:
+def _why(exc: BaseException) -> str:
+    if isinstance(exc, RecursionError):
+        return "nested too deeply"
+    if "integer string conversion" in str(exc):
+        return "a number has too many digits"
+    if not isinstance(exc, ValueError):  # PyYAML's constructors index into an empty or unknown value
+        return "a value does not fit its tag, such as `!!float ''` or `!!bool maybe`"
+    return str(exc).splitlines()[0][:120]
+
+
+def _flatten(path: Path, data: Mapping[Any, Any]) -> dict[str, object]:
+    """Nested mappings -> dotted names, with limits on the levels and the names (YAML aliases can make a small file
+    name billions, or a mapping that contains itself)."""
     out: dict[str, object] = {}
-    for key, value in data.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping) and value:
-            out.update(_flatten(value, name + "."))
+    stack: list[tuple[str, Iterator[tuple[Any, Any]]]] = [("", iter(data.items()))]
+    seen = 0
+    while stack:
+        prefix, items = stack[-1]
+        for key, value in items:
+            seen += 1
+            if seen > MAX_METRICS:
+                raise DataError(f"{path}: holds more than {MAX_METRICS} values; a metrics file names a few metrics.")
+            if isinstance(value, Mapping) and value:
+                if len(stack) >= MAX_NESTING:
+                    raise DataError(f"{path}: metric {prefix}{key} nests more than {MAX_NESTING} levels deep.")
+                stack.append((f"{prefix}{key}.", iter(value.items())))
+                break  # the nested mapping first, then the rest of this one: the file's order
+            out[f"{prefix}{key}"] = value
         else:
-            out[name] = value
+            stack.pop()
     return out
 
 
@@ -113,15 +141,24 @@ def _number(path: Path, key: str, value: object, allow_nonfinite: bool) -> float
     if isinstance(value, str) and path.suffix.lower() != ".csv":
         raise DataError(f"{where}: {value!r} is a string, not a number; write it unquoted.")
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-        shown = "null" if value is None else "{}" if isinstance(value, Mapping) else repr(value)
+        shown = "null" if value is None else "{}" if isinstance(value, Mapping) else _shown(value)
         raise DataError(f"{where}: {shown} is not a number; metrics must be numbers.")
     try:
         number = float(value)
     except (ValueError, OverflowError):
-        raise DataError(f"{where}: {value!r} is not a number.") from None
+        raise DataError(f"{where}: {_shown(value)} is not a number.") from None
     if not math.isfinite(number) and not allow_nonfinite:
         raise DataError(f"{where}: {fmt(number)} is not a finite number; the evaluation produced no usable value.")
     return number
+
+
+def _shown(value: object, limit: int = 80) -> str:
+    """repr(value), shortened; an integer too long for Python to print (a YAML hex number) is described."""
+    try:
+        text = repr(value)
+    except ValueError:
+        return "an integer of more than 4,300 digits"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 # -- per-row predictions ---------------------------------------------------------------------------------------

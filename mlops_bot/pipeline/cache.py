@@ -15,10 +15,12 @@ from typing import Any
 
 import yaml
 
+from ..config.compose import explain, load_yaml
 from ..config.model import Step
 from ..errors import UsageError
 from ..support.files import write_atomic
 from ..support.paths import normalise, overlaps
+from ..support.urls import redact_text
 from .dag import step_outs
 from .hashing import Hasher, hash_bytes
 
@@ -113,7 +115,7 @@ def stale_reasons(step: Step, now: LockEntry, last: LockEntry | None, hasher: Ha
     for name in sorted(set(now.params) | set(last.params)):
         old, new = last.params.get(name, "<unset>"), now.params.get(name, "<unset>")
         if canonical(old) != canonical(new):
-            reasons.append(f"param '{name}' changed ({old!r} -> {new!r})")
+            reasons.append(f"param '{name}' changed ({redact_text(repr(old))} -> {redact_text(repr(new))})")
     if now.env != last.env:
         reasons.append("env changed")
     if not reasons and now.key != last.key:
@@ -179,12 +181,17 @@ def load_params(root: Path, params_file: str | None, steps: Mapping[str, Step]) 
                          "add 'params: params.yaml' at the top level.")
     path = root / params_file
     try:
-        doc = yaml.load(path.read_text(encoding="utf-8"), Loader=_LOADER)
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise UsageError(f"{params_file}: the params file does not exist; create it or fix 'params:' "
                          "in ml.yaml.") from None
+    except (OSError, ValueError) as exc:  # a directory, no permission, a name too long; not UTF-8
+        raise UsageError(f"{params_file}: cannot read the params file ({exc}).") from None
+    try:  # with ml.yaml's limits on nesting and aliases, so `validate` and `run` read the file alike
+        doc = load_yaml(text)
     except yaml.YAMLError as exc:
-        raise UsageError(f"{params_file}: not valid YAML ({exc}).") from exc
+        line, col, what = explain(exc, text)
+        raise UsageError(f"{params_file}:{line}:{col}: {what}.") from None
     return {key: _lookup(doc, key, params_file, name) for key, name in wanted.items()}
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 from pathlib import Path
 
 import pytest
@@ -88,6 +89,56 @@ def test_nonfinite_values_allowed_on_request(tmp_path: Path) -> None:
     assert math.isnan(metrics["a"]) and metrics["b"] == -math.inf and metrics["c"] == 1.0
     with pytest.raises(DataError, match="is a string"):
         read_metrics(write(tmp_path, "s.json", '{"a": "x"}'), allow_nonfinite=True)
+
+
+@pytest.mark.parametrize(("name", "text", "message"), [
+    ("m.json", '{"a": ' + "[" * 100_000 + "]" * 100_000 + "}", "{path}: cannot read the JSON (nested too deeply)."),
+    ("m.json", '{"a": ' + "9" * 5000 + "}", "{path}: cannot read the JSON (a number has too many digits)."),
+    ("m.yaml", "a: " + "[" * 5000 + "]" * 5000 + "\n", "{path}: cannot read the YAML (nested too deeply)."),
+    ("m.yaml", "a: " + "9" * 5000 + "\n", "{path}: cannot read the YAML (a number has too many digits)."),
+    ("m.yaml", "a: !!int abc\n", "{path}: cannot read the YAML (invalid literal for int() with base 10: 'abc')."),
+    ("m.yaml", "a: !!float ''\n", "{path}: cannot read the YAML (a value does not fit its tag, such as `!!float ''` "
+                                  "or `!!bool maybe`)."),
+    ("m.yaml", "a: !!bool maybe\n", "{path}: cannot read the YAML (a value does not fit its tag, such as `!!float ''` "
+                                    "or `!!bool maybe`)."),
+    ("m.yaml", "a: !!timestamp x\n", "{path}: cannot read the YAML (a value does not fit its tag, such as `!!float "
+                                     "''` or `!!bool maybe`)."),
+    ("m.yaml", "a: 0x" + "f" * 4000 + "\n",
+     "{path}: metric 'a': an integer of more than 4,300 digits is not a number."),
+])
+def test_unreadable_values_are_data_errors(tmp_path: Path, name: str, text: str, message: str) -> None:
+    path = write(tmp_path, name, text)
+    with pytest.raises(DataError) as caught:
+        read_metrics(path)
+    assert str(caught.value) == message.replace("{path}", str(path))
+
+
+def test_an_alias_bomb_stops_at_the_limit_of_names(tmp_path: Path) -> None:
+    levels = ["a0: &a0 {x: 1, y: 1, z: 1, w: 1, v: 1, u: 1, t: 1, s: 1, r: 1}"]
+    levels += [f"a{i}: &a{i} {{" + ", ".join(f"k{j}: *a{i - 1}" for j in range(9)) + "}" for i in range(1, 12)]
+    path = write(tmp_path, "m.yaml", "\n".join(levels) + "\n")
+    with pytest.raises(DataError, match=r"holds more than 100000 values; a metrics file names a few metrics\."):
+        read_metrics(path)
+
+
+@pytest.mark.parametrize(("name", "text"), [
+    ("deep.json", '{"a": ' * 65 + "1" + "}" * 65),
+    ("self.yaml", "a: &r {b: *r}\n"),  # a mapping that contains itself
+])
+def test_names_nest_at_most_64_levels(tmp_path: Path, name: str, text: str) -> None:
+    metrics = read_metrics(write(tmp_path, "ok.json", '{"a": ' * 64 + "1" + "}" * 64))
+    assert metrics == {".".join(["a"] * 64): 1.0}
+    start = time.perf_counter()
+    with pytest.raises(DataError, match=r": metric a\.(a|b)\..* nests more than 64 levels deep\.$"):
+        read_metrics(write(tmp_path, name, text))
+    assert time.perf_counter() - start < 1.0
+
+
+def test_a_name_the_system_refuses_is_a_data_error(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="cannot read the metrics file"):
+        read_metrics(tmp_path / "m\x00.json")
+    with pytest.raises(DataError, match=r"cannot read the metrics file .*File name too long"):
+        read_metrics(tmp_path / ("m" * 300 + ".json"))
 
 
 # -- predictions ---------------------------------------------------------------------------------------------
