@@ -19,6 +19,7 @@ from typing import TextIO
 
 from ..console import log
 from ..errors import DataError, UsageError
+from ..support.urls import redact_text
 
 DOTENV_FILE = "mlops-bot.env"
 METRICS_FILE = "metrics.txt"
@@ -94,6 +95,7 @@ class CIOutput:
         if key in self._warned:
             return False
         self._warned.add(key)
+        message = redact_text(message)
         log(f"mlops-bot: warning: {message}")
         if self.github:
             self._command(f"::warning::{_escape(message)}")

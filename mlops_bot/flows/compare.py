@@ -163,7 +163,6 @@ def workspace_predictions(config: Config) -> Path | None:
 
 
 def _links(tracking_uri: str, decision: Decision) -> Links:
-    experiment = decision.challenger.lineage.get("experiment")
-    if not tracking_uri.lower().startswith(("http://", "https://")) or not experiment:
-        return Links()
-    return Links(run=f"{tracking_uri.rstrip('/')}/#/experiments/{experiment}/runs/{{run_id}}")
+    from .report import run_link  # the one place run links are built (no credentials or query in them)
+
+    return Links(run=run_link(tracking_uri, decision))

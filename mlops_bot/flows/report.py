@@ -23,6 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, TextIO
+from urllib.parse import quote
 
 from ..ci.context import CIContext, read_context
 from ..ci.outputs import CIOutput
@@ -36,6 +37,7 @@ from ..events.event import model_subject
 from ..forges.base import CommentResult, Forge, is_degradable
 from ..report.markdown import Links, marker, render_markdown
 from ..support.state import DECISION_FILE, state_relpath
+from ..support.urls import link_base
 from .project import Project
 
 DEFAULT_DECISION = state_relpath(DECISION_FILE)
@@ -248,18 +250,25 @@ def _outputs(decision: Decision, report_file: Path) -> dict[str, str]:
 
 def links_for(context: CIContext, decision: Decision, tracking_uri: str | None = None) -> Links:
     """Commit links to the forge, run links to the tracking server's UI (when it has one)."""
-    uri = (tracking_uri or "").rstrip("/")
+    return Links(run=run_link(tracking_uri, decision), commit=_commit_link(context))
+
+
+def run_link(tracking_uri: str | None, decision: Decision) -> str | None:
+    """The MLflow UI's page of a run in the challenger's experiment, `{run_id}` left for the report to fill in;
+    None unless the tracking URI is http(s). Built on support/urls.link_base: no credentials, no query."""
+    base = link_base(tracking_uri or "")
     experiment = decision.challenger.lineage.get("experiment")
-    run = (f"{uri}/#/experiments/{experiment}/runs/{{run_id}}"
-           if experiment and uri.lower().startswith(("http://", "https://")) else None)
-    return Links(run=run, commit=_commit_link(context))
+    if not base or not experiment:
+        return None
+    return f"{base}/#/experiments/{quote(experiment, safe='')}/runs/{{run_id}}"
 
 
 def _commit_link(context: CIContext) -> str | None:
-    if not (context.in_ci and context.repository and context.server_url):
+    base = link_base(context.server_url) if context.in_ci and context.repository else None
+    if not base:
         return None
     middle = "/-/commit/" if context.platform == "gitlab" else "/commit/"
-    return f"{context.server_url}/{context.repository}{middle}{{commit}}"
+    return f"{base}/{quote(context.repository)}{middle}{{commit}}"
 
 
 def _opt(path: Path | None) -> str | None:

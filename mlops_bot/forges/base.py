@@ -85,4 +85,6 @@ def fit_description(text: str) -> str:
 
 
 def has_marker(body: str, marker: str) -> bool:
-    return bool(marker) and marker in body
+    """The comment starts with `marker`, as the report does: a report that merely quotes another model's marker
+    (a param value, shown as code) is not that model's comment."""
+    return bool(marker) and body.lstrip().startswith(marker)

@@ -16,6 +16,7 @@ from ..errors import DataError, NotFound
 from ..registry import tags
 from ..registry.base import ModelVersion, Registry, Run
 from ..support import state
+from ..support.urls import redact_text
 
 # The promote flow tags every version it makes champion with the time; those (and the current champion,
 # which may have been set by hand) are the earlier champions the chart shows.
@@ -47,7 +48,7 @@ def resolve_champion(registry: Registry, model: str, alias: str) -> Champion | N
         version=version.version,
         run_id=version.run_id or None,
         metrics=dict(run.metrics) if run else {},
-        params=dict(run.params) if run else {},
+        params=shown(run.params) if run else {},
         source=f"models:/{model}@{alias}",
     )
 
@@ -65,12 +66,18 @@ def earlier_champions(registry: Registry, model: str, limit: int, current: Champ
 
 def challenger_from_run(run: Run) -> Challenger:
     lineage = {"experiment": run.experiment_id, **lineage_from_tags(run.tags)}
-    return Challenger(run_id=run.run_id, metrics=dict(run.metrics), params=dict(run.params), lineage=lineage,
+    return Challenger(run_id=run.run_id, metrics=dict(run.metrics), params=shown(run.params), lineage=lineage,
                       source="run")
 
 
 def lineage_from_tags(tags: Mapping[str, str]) -> dict[str, str]:
-    return {label: tags[key] for key, label in _LINEAGE_TAGS.items() if tags.get(key)}
+    return shown({label: tags[key] for key, label in _LINEAGE_TAGS.items() if tags.get(key)})
+
+
+def shown(values: Mapping[str, str]) -> dict[str, str]:
+    """Run params and tags as a Decision carries them into reports, decision files and CI outputs: every URL in
+    them redacted (a data URL's password or `?sig=`, the git remote mlflow records, with a CI job token)."""
+    return {key: redact_text(value) for key, value in values.items()}
 
 
 def latest_run_id(config: Config, registry: Registry) -> str:

@@ -24,6 +24,7 @@ from ..registry.base import Registry, Run, RunStatus
 from ..support.files import write_atomic
 from ..support.paths import normalise
 from ..support.state import LAST_RUN_FILE
+from ..support.urls import redact
 
 MODEL_ARTIFACT = "model"
 OUTS_ARTIFACT = "outs"
@@ -178,12 +179,12 @@ class Tracker:
         except (OSError, ValueError):
             return None
         same = isinstance(doc, dict) and doc.get("pipeline_key") == pipeline_key \
-            and doc.get("tracking") == [self.config.tracking.uri, self.config.tracking.experiment]
+            and doc.get("tracking") == [redact(self.config.tracking.uri), self.config.tracking.experiment]
         return str(doc["run_id"]) if same else None
 
     def remember(self, pipeline_key: str, run_id: str) -> None:
         doc = {"pipeline_key": pipeline_key, "run_id": run_id,
-               "tracking": [self.config.tracking.uri, self.config.tracking.experiment]}
+               "tracking": [redact(self.config.tracking.uri), self.config.tracking.experiment]}  # no password
         write_atomic(self.state_dir / LAST_RUN_FILE, json.dumps(doc, indent=1))
 
 

@@ -17,12 +17,13 @@ from typing import Any
 from ..decide.decision import CriterionResult, Decision
 from ..decide.document import to_document
 from ..metrics.numbers import fmt, fmt_pct, fmt_signed
+from ..support.urls import redact_text
+from .escape import cell, paragraph
+from .escape import text as escape
 from .sections import (
     FAIL,
     PASS,
     Links,
-    cell,
-    escape,
     history_table,
     lineage_details,
     params_table,
@@ -81,7 +82,7 @@ def _verdict(decision: Decision) -> str:
     mark = PASS if decision.passed else FAIL
     word = "Pass" if decision.passed else "Fail"
     boot = " (bootstrap)" if decision.bootstrap else ""
-    return f"### {mark} {word}{boot}: {escape(decision.model)}\n\n{escape(decision.summary)}"
+    return f"### {mark} {word}{boot}: {escape(decision.model)}\n\n{paragraph(decision.summary)}"
 
 
 def _table(decision: Decision) -> str:
@@ -114,5 +115,5 @@ def _value(value: float | None) -> str:
 
 def _marker_safe(model: str) -> str:
     # A model name cannot end the HTML comment early ("--") or break the marker's single line.
-    kept = "".join(ch for ch in model if ch.isalnum() or ch in "-_./@:")
+    kept = "".join(ch for ch in redact_text(model) if ch.isalnum() or ch in "-_./@:")
     return re.sub("-{2,}", "-", kept)

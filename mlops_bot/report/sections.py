@@ -1,16 +1,15 @@
-"""The report's secondary sections and markdown escaping. Pure.
+"""The report's secondary sections. Pure.
 
 One function a section, named for what it renders: `significance_line`, `trend_charts`, `params_table`,
 `lineage_details`, `history_table`. markdown.py puts them in order under the verdict and the criteria table.
 
-Params, tags and metric names are the PR author's text: they are escaped (no HTML), shown as inline code in
-tables, and cut at CELL_LIMIT characters.
+Params, tags, metric names and everything else not of the bot's own words are escaped by escape.py (as prose,
+inline code or HTML text, whichever the place needs); links point only where support/urls.public_url allows.
 """
 
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -18,42 +17,24 @@ from urllib.parse import quote
 
 from ..decide.decision import Decision
 from ..metrics.numbers import fmt
+from ..support.urls import public_url, redact_text
+from .escape import cell, code, html
+from .escape import text as escape
 
 PASS, FAIL = "✅", "❌"
-CELL_LIMIT = 200
-_TAG_START = re.compile(r"<(?=[A-Za-z/!?])")
 
 
 @dataclass(frozen=True)
 class Links:
-    """URL templates for links in the report; `{run_id}` / `{commit}` are replaced, else the id is appended."""
+    """URL templates for links in the report; `{run_id}` / `{commit}` are replaced, else the id is appended.
+    Only http(s) targets become links, without credentials or query (support/urls.public_url)."""
 
     run: str | None = None
     commit: str | None = None
 
 
-def escape(text: str) -> str:
-    """Text shown as text: no HTML tag, comment or entity can start (a `<` before a letter, `/`, `!` or `?`;
-    an `&`), while "0.85 < 0.9" stays readable in a terminal."""
-    return _TAG_START.sub("&lt;", text.replace("&", "&amp;")).replace("\r", "").strip()
-
-
-def cell(text: str) -> str:
-    return escape(text).replace("|", "\\|").replace("\n", " ")
-
-
-def code(text: str | None) -> str:
-    """A value as inline code inside a table cell, cut to CELL_LIMIT characters."""
-    if text is None:
-        return "—"
-    value = " ".join(text.replace("\r", "").split("\n"))
-    if len(value) > CELL_LIMIT:
-        value = value[: CELL_LIMIT - 1] + "…"
-    fence, pad = ("``", " ") if "`" in value else ("`", "")
-    return f"{fence}{pad}{value.replace('|', chr(92) + '|')}{pad}{fence}"
-
-
 def folded(summary: str, body: str) -> str:
+    """`body` folded under `summary`, which is HTML (see escape.html): the line is an HTML block, not markdown."""
     return f"<details><summary>{summary}</summary>\n\n{body}\n\n</details>"
 
 
@@ -81,7 +62,7 @@ def trend_charts(decision: Decision, history: int) -> str:
     first, rest = drawn[0][1], drawn[1:]
     if not rest:
         return first
-    names = cell(", ".join(metric for metric, _ in rest))
+    names = html(", ".join(metric for metric, _ in rest))
     return first + "\n\n" + folded(f"Trend of {names}", "\n\n".join(chart for _, chart in rest))
 
 
@@ -112,7 +93,8 @@ def params_table(decision: Decision, rows: int | None) -> str:
         return ""
     shown = diff if rows is None else diff[:rows]
     lines = [f"| param | {cell(decision.champion.title)} | challenger |", "|---|---|---|"]
-    lines += [f"| {code(p.name)} | {code(p.champion)} | {code(p.challenger)} |" for p in shown]
+    lines += [f"| {code(p.name, table=True)} | {code(p.champion, table=True)} | {code(p.challenger, table=True)} |"
+              for p in shown]
     body = "\n".join(lines) + omitted(len(diff) - len(shown), "params")
     return folded(f"Params that differ ({len(diff)})", body)
 
@@ -159,26 +141,28 @@ def history_table(decision: Decision, wanted: int, cap: int) -> str:
 
 
 def _run(run_id: str | None, links: Links) -> str:
-    if not run_id:
-        return "—"
-    return _link(run_id[:12], links.run, "{run_id}", run_id)
+    return _link(run_id, links.run, "{run_id}") if run_id else "—"
 
 
 def _commit(sha: str, links: Links) -> str:
-    return _link(sha[:12], links.commit, "{commit}", sha)
+    return _link(sha, links.commit, "{commit}")
 
 
-def _link(text: str, template: str | None, slot: str, value: str) -> str:
-    shown = code(text)
+def _link(value: str, template: str | None, slot: str) -> str:
+    """The id's first 12 characters as code, linked to `template` with the whole id in `slot` when that makes
+    an http(s) link. Redacted before it is cut, so no part of a credential can show."""
+    value = redact_text(value)
+    shown = code(value[:12])
     if not template:
         return shown
     target = template.replace(slot, quote(value, safe="")) if slot in template else template + quote(value, safe="")
-    return f"[{shown}]({target})"
+    href = public_url(target)
+    return f"[{shown}]({href})" if href else shown
 
 
 def _mermaid_text(text: str) -> str:
     # Mermaid may render labels as HTML: keep only characters that cannot form markup or end the string.
-    return "".join(ch for ch in text if ch.isalnum() or ch in " _-.:/%()+")[:60]
+    return "".join(ch for ch in redact_text(text) if ch.isalnum() or ch in " _-.:/%()+")[:60]
 
 
 def _plain(value: float) -> str:

@@ -60,6 +60,13 @@ def test_masks_and_warnings_on_github_only(tmp_path: Path, capsys: pytest.Captur
     assert quiet.getvalue() == ""
 
 
+def test_a_warning_shows_urls_without_credentials(capsys: pytest.CaptureFixture[str]) -> None:
+    stream = io.StringIO()
+    CIOutput("github", {}, stream=stream).warning("POST https://hook:CANARY@hooks.example/x?sig=CANARY failed")
+    assert stream.getvalue() == "::warning::POST https://hooks.example/x failed\n"
+    assert "CANARY" not in capsys.readouterr().err
+
+
 def test_gitlab_dotenv_report_merges_single_line_values(tmp_path: Path) -> None:
     out = CIOutput("gitlab", {}, root=tmp_path)
     path = out.outputs({"verdict": "pass", "report-file": ".mlops-bot/report.md", "report": "multi\nline"})

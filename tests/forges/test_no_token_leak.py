@@ -5,9 +5,11 @@ Each scenario runs the real command in a subprocess, so every byte it prints is 
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -64,3 +66,34 @@ def test_no_gitlab_token_in_any_output(gitlab: GitLabServer, tmp_path: Path, sce
     assert ("warning" in result.stderr) == (scenario == "read-only")
     assert (project / "mlops-bot.env").is_file()
     assert_nowhere(token, result, tmp_path)
+
+
+TRACKING_ML_YAML = """\
+version: 1
+model: {name: iris-classifier, artifact: build/model}
+tracking: {uri: "${MLFLOW_TRACKING_URI}", experiment: iris}
+pipeline:
+  train: {cmd: [python, train.py], outs: [build/model], metrics: build/metrics.json}
+compare:
+  criteria:
+    - {metric: accuracy, threshold: 0.9}
+"""
+
+
+def test_no_tracking_password_or_query_token_in_any_output(github: GitHubServer, tmp_path: Path) -> None:
+    """The follow-up job's `report`: run links come from the tracking URI, never its credentials or query."""
+    github.add_account(USER_TOKEN, "octobot")
+    project = tmp_path / "project"
+    decision = make_decision(passed=True)
+    challenger = replace(decision.challenger, lineage={**decision.challenger.lineage, "experiment": "7"})
+    write_decision(project, replace(decision, challenger=challenger))
+    (project / "ml.yaml").write_text(TRACKING_ML_YAML)
+    uri = "https://mlflow-user:CANARYPASSWORD@mlflow.example/?token=CANARYQUERY#CANARYFRAGMENT"
+    env = {**github_env(github, tmp_path / "runner", token=USER_TOKEN), "MLFLOW_TRACKING_URI": uri}
+    result = run_bot(project, env)
+    assert result.returncode == 0, result.stderr
+    (comment,) = github.comments_on(2)
+    assert f"](https://mlflow.example/#/experiments/7/runs/{'r' * 32})" in comment["body"]
+    for canary in ("CANARYPASSWORD", "mlflow-user", "CANARYQUERY", "CANARYFRAGMENT"):
+        assert canary not in json.dumps([(seen.path, seen.query, seen.body) for seen in github.seen])
+        assert_nowhere(canary, result, tmp_path)

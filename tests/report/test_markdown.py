@@ -74,7 +74,7 @@ def test_untrusted_text_cannot_inject_markup() -> None:
     prose = OUR_TAGS.sub("", CODE_SPANS.sub("", text))
     assert re.search(r"<[A-Za-z/!?]", prose) is None
     assert "| acc\\|&lt;img src=x> | 0.8 | 0.9 |" in text  # a pipe cannot split the table row
-    assert "| `note` | — | `` a\\|b `c` <script> `` |" in text
+    assert "| `note` | — | ``a\\|b `c` <script>`` |" in text  # fenced by a run longer than the value's
     assert "branch `</details><h1>hi`" in text
     assert "x" * 199 + "…" in text and "x" * 200 not in text
     assert "0.9 >= threshold 0.5" in text  # comparison signs stay readable
