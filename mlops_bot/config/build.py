@@ -58,6 +58,7 @@ def _step(name: str, raw: dict[str, Any]) -> Step:
         outs=as_tuple(raw.get("outs")),
         params=as_tuple(raw.get("params")),
         env={k: _env_value(v) for k, v in raw.get("env", {}).items()},
+        pass_env=as_tuple(raw.get("pass_env")),
         metrics=raw.get("metrics"),
         predictions=raw.get("predictions"),
         timeout=raw.get("timeout"),
@@ -112,6 +113,7 @@ def _target(raw: dict[str, Any]) -> DeployTarget:
         set={k: _env_value(v) for k, v in raw.get("set", {}).items()},
         canary_percent=raw.get("canary", {}).get("traffic_percent"),
         timeout=raw.get("timeout"),
+        pass_env=as_tuple(raw.get("pass_env")),
     )
 
 

@@ -31,6 +31,7 @@ class Step:
     outs: tuple[str, ...] = ()
     params: tuple[str, ...] = ()  # dotted keys of the params file whose values enter the cache key
     env: Mapping[str, str] = field(default_factory=dict)
+    pass_env: tuple[str, ...] = ()  # names or globs of the job's variables the step may see (support/environment)
     metrics: str | None = None
     predictions: str | None = None
     timeout: float | None = None  # seconds
@@ -99,6 +100,7 @@ class DeployTarget:
     set: Mapping[str, str] = field(default_factory=dict)
     canary_percent: int | None = None
     timeout: float | None = None
+    pass_env: tuple[str, ...] = ()  # for type command: names or globs of the job's variables it may see
 
 
 @dataclass(frozen=True)
@@ -135,6 +137,11 @@ class Config:
 
     def metric_steps(self) -> list[Step]:
         return [s for s in self.pipeline.values() if s.metrics]
+
+    @property
+    def secret_names(self) -> frozenset[str]:
+        """The variables ml.yaml names as secrets: no child process sees them (support/environment)."""
+        return frozenset(t.secret_env for t in self.deploy if t.secret_env)
 
 
 def file_digest(data: bytes) -> str:

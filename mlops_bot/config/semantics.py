@@ -7,24 +7,28 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import Problem
-from ..support.paths import normalise, overlaps
-from .lookup import close_match, flatten_keys, load_yaml_keys
+from .lookup import Writers, close_match, exists, flatten_keys, is_file, load_yaml_keys, path_problem
+from .passenv import pass_env_problems
 from .source import Document
 
 _RULE_KEYS = ("threshold", "min_absolute_change", "min_relative_change", "max_regression")
+_HINTS = 20  # did-you-mean hints per check: each compares with every choice
 
 
 def semantic_problems(doc: Document) -> list[Problem]:
     data = doc.data
     steps = {n: s for n, s in _mapping(data.get("pipeline")).items() if isinstance(s, dict)}
-    produced = _produced_files(steps)
-    problems = _overlapping_outs(doc, produced)
-    problems += _unresolved_deps(doc, steps, produced)
-    problems += _cycles(doc, steps, produced)
+    writers = Writers(_produced_files(steps))
+    problems = _unusable_paths(doc, steps)
+    overlapping = _overlapping_outs(doc, writers)
+    problems += overlapping
+    problems += _unresolved_deps(doc, steps, writers)
+    problems += [] if overlapping else _cycles(doc, steps, writers)  # each file has one producer first
     problems += _params(doc, steps)
-    problems += _model_artifact(doc, produced)
+    problems += _model_artifact(doc, writers)
     problems += _criteria(doc, steps)
     problems += _unique_deploy_names(doc)
+    problems += pass_env_problems(doc)
     return problems
 
 
@@ -49,37 +53,54 @@ def _produced_files(steps: dict[str, dict[str, Any]]) -> list[tuple[str, tuple[s
     return found
 
 
-def _overlapping_outs(doc: Document, produced: list[tuple[str, Any, str]]) -> list[Problem]:
+def _unusable_paths(doc: Document, steps: dict[str, dict[str, Any]]) -> list[Problem]:
+    """Paths no file system can hold (a 300-byte name, a newline) are refused before any check asks the disk."""
+    found: list[tuple[tuple[str | int, ...], Any]] = [
+        (("model", "artifact"), _mapping(doc.data.get("model")).get("artifact")), (("params",), doc.data.get("params")),
+        (("report", "file"), _mapping(doc.data.get("report")).get("file"))]
+    for name, step in steps.items():
+        for key in ("deps", "outs"):
+            found += [(("pipeline", name, key, i), p) for i, p in enumerate(_strings(step.get(key)))]
+        found += [(("pipeline", name, key), step.get(key)) for key in ("metrics", "predictions")]
+    targets = doc.data.get("deploy")
+    for i, target in enumerate(targets if isinstance(targets, list) else []):
+        found.append((("deploy", i, "file"), _mapping(target).get("file")))
+    return [doc.problem(where, f"{_shorter(path)} {why}")
+            for where, path in found if isinstance(path, str) and (why := path_problem(path))]
+
+
+def _shorter(path: str) -> str:
+    return repr(path) if len(path) <= 60 else repr(path[:57]) + "..."
+
+
+def _overlapping_outs(doc: Document, writers: Writers) -> list[Problem]:
     problems = []
-    for i, (step, where, out) in enumerate(produced):
-        for other_step, _, other in produced[:i]:
-            if overlaps(out, other) and not (step == other_step and normalise(out) == normalise(other)):
-                problems.append(doc.problem(where, f"'{out}' is also written by step '{other_step}' ('{other}'); "
-                                            "each file may have one producer"))
-                break
+    for i, (_, where, out) in enumerate(writers.produced):
+        j = writers.conflict(i)
+        if j is not None:
+            other_step, _, other = writers.produced[j]
+            problems.append(doc.problem(where, f"'{out}' is also written by step '{other_step}' ('{other}'); "
+                                        "each file may have one producer"))
     return problems
 
 
-def _producers(dep: str, produced: list[tuple[str, Any, str]]) -> set[str]:
-    return {step for step, _, out in produced if overlaps(dep, out)}
-
-
-def _unresolved_deps(doc: Document, steps: dict[str, dict[str, Any]], produced: list[Any]) -> list[Problem]:
-    problems = []
-    outs = [out for _, _, out in produced]
+def _unresolved_deps(doc: Document, steps: dict[str, dict[str, Any]], writers: Writers) -> list[Problem]:
+    problems: list[Problem] = []
+    outs = [out for _, _, out in writers.produced]
     for name, step in steps.items():
         for i, dep in enumerate(_strings(step.get("deps"))):
-            if _producers(dep, produced) or (doc.root / dep).exists():
-                continue
-            hint = close_match(dep, outs) or "; add it to the outs of the step that writes it, or fix the path"
+            if writers.written(dep) or path_problem(dep) or exists(doc.root / dep) is not False:
+                continue  # an unusable path is reported as such; one the disk will not answer about is left be
+            hint = close_match(dep, outs) if len(problems) < _HINTS else ""
+            hint = hint or "; add it to the outs of the step that writes it, or fix the path"
             message = f"'{dep}' does not exist and no step writes it{hint}"
             problems.append(doc.problem(("pipeline", name, "deps", i), message))
     return problems
 
 
-def _cycles(doc: Document, steps: dict[str, dict[str, Any]], produced: list[Any]) -> list[Problem]:
+def _cycles(doc: Document, steps: dict[str, dict[str, Any]], writers: Writers) -> list[Problem]:
     def upstream_of(name: str, dep: str) -> set[str]:
-        found = _producers(dep, produced)
+        found = writers.steps(dep)
         # A dep written by this step and another is the overlapping-outs problem, not also a cycle.
         return found - {name} if len(found) > 1 else found
 
@@ -87,22 +108,31 @@ def _cycles(doc: Document, steps: dict[str, dict[str, Any]], produced: list[Any]
              for name, step in steps.items()}
     state: dict[str, int] = {}  # 1 = on the current path, 2 = done
     problems: list[Problem] = []
-
-    def visit(node: str, trail: list[str]) -> None:
-        state[node] = 1
-        for upstream in edges.get(node, []):
-            if state.get(upstream) == 1:
-                cycle = [*trail[trail.index(upstream):], upstream] if upstream in trail else [node, node]
-                problems.append(doc.problem(("pipeline", node, "deps"),
-                                            "the steps form a cycle: " + " -> ".join(reversed(cycle))))
+    for start in steps:  # depth first, without recursion: a pipeline may have thousands of steps in a row
+        if start in state:
+            continue
+        trail, todo, at = [start], [iter(edges[start])], {start: 0}
+        state[start] = 1
+        while todo:
+            upstream = next(todo[-1], None)
+            if upstream is None:
+                state[trail[-1]] = 2
+                del at[trail.pop()]
+                todo.pop()
+            elif state.get(upstream) == 1:
+                cycle = [*trail[at[upstream]:], upstream]
+                problems.append(doc.problem(("pipeline", trail[-1], "deps"), "the steps form a cycle: " + _arrows(
+                    list(reversed(cycle)))))
             elif upstream not in state:
-                visit(upstream, [*trail, upstream])
-        state[node] = 2
-
-    for name in steps:
-        if name not in state:
-            visit(name, [name])
+                state[upstream], at[upstream] = 1, len(trail)
+                trail.append(upstream)
+                todo.append(iter(edges.get(upstream, [])))
     return problems
+
+
+def _arrows(names: list[str]) -> str:
+    shown = names if len(names) <= 10 else [*names[:5], f"({len(names) - 10} more)", *names[-5:]]
+    return " -> ".join(shown)
 
 
 def _params(doc: Document, steps: dict[str, dict[str, Any]]) -> list[Problem]:
@@ -113,17 +143,20 @@ def _params(doc: Document, steps: dict[str, dict[str, Any]]) -> list[Problem]:
     if not isinstance(params_file, str):
         name, i, _ = wanted[0]
         return [doc.problem(("pipeline", name, "params", i), "steps use params but no `params:` file is declared")]
+    if path_problem(params_file):
+        return []
     keys, error = load_yaml_keys(doc.root / params_file)
     if error:
         return [doc.problem(("params",), f"cannot read '{params_file}': {error}")]
     flat = flatten_keys(keys)
-    return [doc.problem(("pipeline", name, "params", i), f"'{key}' is not in {params_file}{close_match(key, flat)}")
-            for name, i, key in wanted if key not in flat]
+    missing = [(name, i, key) for name, i, key in wanted if key not in flat]
+    return [doc.problem(("pipeline", name, "params", i), f"'{key}' is not in {params_file}"
+                        f"{close_match(key, flat) if n < _HINTS else ''}") for n, (name, i, key) in enumerate(missing)]
 
 
-def _model_artifact(doc: Document, produced: list[Any]) -> list[Problem]:
+def _model_artifact(doc: Document, writers: Writers) -> list[Problem]:
     artifact = _mapping(doc.data.get("model")).get("artifact")
-    if not isinstance(artifact, str) or not produced or _producers(artifact, produced):
+    if not isinstance(artifact, str) or not writers.produced or writers.written(artifact):
         return []
     return [doc.problem(("model", "artifact"), f"'{artifact}' is not written by any step; add it to a step's outs")]
 
@@ -157,8 +190,9 @@ def _criteria(doc: Document, steps: dict[str, dict[str, Any]]) -> list[Problem]:
 
 def _known_metrics(doc: Document, steps: dict[str, dict[str, Any]]) -> set[str] | None:
     """Metric names from the metrics files of an earlier run; None (unknown) until all of them exist."""
-    files = [doc.root / s["metrics"] for s in steps.values() if isinstance(s.get("metrics"), str)]
-    if not files or not all(f.is_file() for f in files):
+    declared = [s["metrics"] for s in steps.values() if isinstance(s.get("metrics"), str)]
+    files = [doc.root / name for name in declared]
+    if not files or any(path_problem(name) for name in declared) or not all(is_file(f) for f in files):
         return None
     from ..errors import BotError
     from ..metrics.files import read_metrics

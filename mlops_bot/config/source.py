@@ -1,5 +1,6 @@
-"""Safe reading of ml.yaml: size limit, one mapping document, no duplicate keys, bounded alias
-expansion, `${VAR}` interpolation, and the line and column of every key and value for error messages."""
+"""Safe reading of ml.yaml: size limit, one mapping document, no duplicate keys, bounded nesting and alias
+expansion (enforced while composing: `compose`), merge keys, `${VAR}` interpolation, and the line and column
+of every key and value for error messages."""
 
 from __future__ import annotations
 
@@ -13,14 +14,26 @@ from typing import Any
 import yaml
 
 from ..errors import ConfigError, Problem
+from ..support.environment import is_forbidden
+from .compose import (
+    CONSTRUCTION_ERRORS,
+    MAX_DEPTH,
+    MAX_NODES,
+    MAX_NUMBER_CHARS,
+    LimitError,
+    YamlPath,
+    compose,
+    explain,
+    unreadable,
+)
 
 MAX_BYTES = 1024 * 1024  # a config is hand-written; anything larger is a mistake or an attack
-MAX_NODES = 50_000  # counted through aliases, so a "billion laughs" document stops early
-YamlPath = tuple[str | int, ...]
+__all__ = ["MAX_BYTES", "MAX_DEPTH", "MAX_NODES", "Document", "YamlPath", "dotted", "read_document"]
 
 _INTERPOLATION = re.compile(r"\$(?:\$|\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\})")
 _SAFE_SCALARS = {"null", "bool", "int", "float", "str"}
 _COLLECTION_TAGS = {"tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"}
+_MERGE = "tag:yaml.org,2002:merge"
 
 
 @dataclass
@@ -50,31 +63,40 @@ class Document:
         return Problem(self.file, line, col, dotted(path), message)
 
 
-def dotted(path: YamlPath) -> str:
+def dotted(path: YamlPath, limit: int = 120) -> str:
     out = ""
     for part in path:
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
+    return out if len(out) <= limit else out[: limit - 3] + "..."
+
+
+def _shown(value: object, limit: int = 40) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 4] + "...'"
 
 
 def read_document(path: Path, env: Mapping[str, str] | None = None) -> Document:
     import os
 
     shown = str(path)
-    if not path.is_file():
-        what = "is a directory" if path.is_dir() else "does not exist"
-        raise ConfigError([Problem(shown, 1, 1, "", f"the file {what}; create it or pass -c FILE")])
-    size = path.stat().st_size
-    if size > MAX_BYTES:
-        raise ConfigError([Problem(shown, 1, 1, "", f"the file is {size} bytes, over the limit of {MAX_BYTES}")])
-    raw = path.read_bytes()
+    try:
+        if not path.is_file():
+            what = "is a directory" if path.is_dir() else "does not exist"
+            raise ConfigError([Problem(shown, 1, 1, "", f"the file {what}; create it or pass -c FILE")])
+        size = path.stat().st_size
+        if size > MAX_BYTES:
+            raise ConfigError([Problem(shown, 1, 1, "", f"the file is {size} bytes, over the limit of {MAX_BYTES}")])
+        raw = path.read_bytes()
+    except (OSError, ValueError) as exc:  # a name too long, no permission, a NUL in the name
+        why = getattr(exc, "strerror", None) or str(exc)
+        raise ConfigError([Problem(shown[:300], 1, 1, "", f"cannot read the file ({why}); check the path")]) from None
     text = _decode(raw, shown)
     node = _compose(text, shown)
     doc = Document(shown, {}, raw, path.resolve().parent)
     converter = _Converter(doc, os.environ if env is None else env)
     data = converter.convert(node, ())
     if converter.problems:
-        raise ConfigError(converter.problems)
+        raise ConfigError(list(dict.fromkeys(converter.problems)))  # a merged mapping's problems only once
     if not isinstance(data, dict):
         kind = type(data).__name__ if data is not None else "nothing"
         what = "the document must be a mapping of keys (version, model, pipeline, ...)"
@@ -95,21 +117,22 @@ def _decode(raw: bytes, shown: str) -> str:
 
 def _compose(text: str, shown: str) -> yaml.Node:
     try:
-        nodes = list(yaml.compose_all(text, Loader=yaml.SafeLoader))
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        message = f"invalid YAML: {exc.problem or exc.context}"
+        node, second = compose(text)
+    except LimitError as exc:
+        raise ConfigError([Problem(shown, exc.line, exc.col, dotted(exc.path), exc.message)]) from None
+    except yaml.YAMLError as exc:
+        line, col, message = explain(exc, text)
         bad_line = text.splitlines()[line - 1] if 0 < line <= len(text.splitlines()) else ""
         if "\t" in bad_line:
             message += "; tabs are not allowed in YAML indentation, use spaces"
         raise ConfigError([Problem(shown, line, col, "", message)]) from None
-    except yaml.YAMLError as exc:
-        raise ConfigError([Problem(shown, 1, 1, "", f"invalid YAML: {exc}")]) from None
-    if len(nodes) != 1 or nodes[0] is None:
-        count = len([n for n in nodes if n is not None])
-        raise ConfigError([Problem(shown, 1, 1, "", f"expected one YAML document, found {count}")])
-    return nodes[0]
+    if second is not None:
+        message = "a second YAML document starts here; ml.yaml holds one: remove this `---` or what follows it"
+        raise ConfigError([Problem(shown, second.line + 1, second.column + 1, "", message)])
+    if node is None:
+        raise ConfigError([Problem(shown, 1, 1, "", "the file holds no YAML document (only comments?); start "
+                                   "with `version: 1`")])
+    return node
 
 
 class _Converter:
@@ -124,10 +147,10 @@ class _Converter:
 
     def convert(self, node: yaml.Node, path: YamlPath) -> Any:
         self.budget -= 1
-        if self.budget < 0:
-            if self.budget == -1:
-                self.problems.append(self._at(node, path, f"the document expands to more than {MAX_NODES} "
-                                              "values (aliases?); write it out plainly"))
+        if self.budget < 0 or len(path) > MAX_DEPTH:  # `compose` stops both first; this keeps the recursion safe
+            if self.budget == -1 or len(path) == MAX_DEPTH + 1:
+                self.problems.append(self._at(node, path, f"the document expands to more than {MAX_NODES} values "
+                                              f"or {MAX_DEPTH} levels (aliases?); write it out plainly"))
             return None
         self.doc.values.setdefault(path, (node.start_mark.line + 1, node.start_mark.column + 1))
         if isinstance(node, (yaml.MappingNode, yaml.SequenceNode)) and node.tag not in _COLLECTION_TAGS:
@@ -141,21 +164,40 @@ class _Converter:
         return self._scalar(node, path)
 
     def _mapping(self, node: yaml.MappingNode, path: YamlPath) -> dict[str, Any]:
-        self.scalars.flatten_mapping(node)  # applies `<<:` merge keys
         out: dict[str, Any] = {}
+        first_line: dict[str, int] = {}
+        merges = []
         for key_node, value_node in node.value:
             if not isinstance(key_node, yaml.ScalarNode):
                 self.problems.append(self._at(key_node, path, "keys must be plain strings"))
                 continue
-            key = str(key_node.value)  # keys stay strings: `on:` is not the boolean true here
+            key = self._text(str(key_node.value), key_node, path)  # keys stay strings: `on:` is not true here
             key_path: YamlPath = (*path, key)
-            if key in out:
-                first = self.doc.keys[key_path][0]
-                self.problems.append(self._at(key_node, key_path, f"duplicate key '{key}' (first at line {first})"))
+            if key in first_line:
+                message = f"duplicate key '{key}' (first at line {first_line[key]})"
+                self.problems.append(self._at(key_node, key_path, message))
                 continue
-            self.doc.keys[key_path] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
+            first_line[key] = key_node.start_mark.line + 1
+            if key_node.tag == _MERGE:
+                merges.append(value_node)
+                continue
+            self.doc.keys.setdefault(key_path, (key_node.start_mark.line + 1, key_node.start_mark.column + 1))
             out[key] = self.convert(value_node, key_path)
-        return out
+        return self._merged(merges[0], path, out) if merges else out
+
+    def _merged(self, node: yaml.Node, path: YamlPath, explicit: dict[str, Any]) -> dict[str, Any]:
+        """`<<: *defaults` (or a list of anchors): their keys, the earlier anchors' and the explicit ones winning."""
+        merged: dict[str, Any] = {}
+        sources = node.value if isinstance(node, yaml.SequenceNode) else [node]
+        for source in sources:
+            if not isinstance(source, yaml.MappingNode):
+                kind = "a list" if isinstance(source, yaml.SequenceNode) else f"the value {_shown(source.value)}"
+                self.problems.append(self._at(source, (*path, "<<"), "the merge key `<<` takes a mapping or a list "
+                                              f"of mappings (such as `<<: *defaults`), not {kind}"))
+        for source in reversed(sources):
+            value = self.convert(source, path) if isinstance(source, yaml.MappingNode) else None
+            merged.update(value if isinstance(value, dict) else {})
+        return {**merged, **explicit}
 
     def _scalar(self, node: yaml.ScalarNode, path: YamlPath) -> Any:
         kind = node.tag.rsplit(":", 1)[-1]
@@ -166,18 +208,43 @@ class _Converter:
         if kind not in _SAFE_SCALARS:
             self.problems.append(self._at(node, path, f"unsupported YAML tag {node.tag}"))
             return None
-        if kind != "str":
+        if kind == "str":
+            return self._text(self._interpolate(str(node.value), node, path), node, path)
+        if kind in ("int", "float") and len(node.value) > MAX_NUMBER_CHARS:
+            self.problems.append(self._at(node, path, unreadable(node, None)))
+            return None
+        try:
             value = self.scalars.yaml_constructors[f"tag:yaml.org,2002:{kind}"](self.scalars, node)
-            if isinstance(value, float) and not math.isfinite(value):
-                self.problems.append(self._at(node, path, f"{node.value} is not a finite number"))
-            return value
-        return self._interpolate(str(node.value), node, path)
+        except CONSTRUCTION_ERRORS as exc:  # `!!int abc`, `!!float ''`
+            self.problems.append(self._at(node, path, unreadable(node, exc)))
+            return None
+        if isinstance(value, float) and not math.isfinite(value):
+            self.problems.append(self._at(node, path, f"{node.value} is not a finite number"))
+        return value
+
+    def _text(self, text: str, node: yaml.Node, path: YamlPath) -> str:
+        """A string no file name, command, URL or log line can hold is refused here, once."""
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            self.problems.append(self._at(node, path, "the text holds a lone surrogate (an escape such as "
+                                          "\\ud800); remove it"))
+            return ""
+        if "\x00" in text:
+            self.problems.append(self._at(node, path, "the text holds a NUL character (\\0 or \\x00); remove it"))
+            return ""
+        return text
 
     def _interpolate(self, text: str, node: yaml.Node, path: YamlPath) -> str:
         def substitute(match: re.Match[str]) -> str:
             if match.group(0) == "$$":
                 return "$"
             name, default = match.group(1), match.group(2)
+            if is_forbidden(name):  # a pull request edits ml.yaml too: it may not print or pass the bot's secrets
+                self.problems.append(self._at(node, path, f"${{{name}}} is never read into ml.yaml (it is a forge "
+                                              "token, a CI job credential or one of the bot's own settings); "
+                                              "remove it"))
+                return ""
             value = self.env.get(name)
             if value is None or (value == "" and default is not None):
                 if default is not None:

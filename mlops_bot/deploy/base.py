@@ -102,6 +102,7 @@ class DeploySession:
     forge: ChangeRequests | None = None
     echo: Echo = log
     env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+    secrets: frozenset[str] = frozenset()  # variables ml.yaml names as secrets: a command never sees them
 
 
 class DeployFailed(BotError):
@@ -181,7 +182,8 @@ def deploy_all(config: Config, registry: Registry, version: str | int,
     options = options or DeployOptions()
     chosen = select(config, options.targets)
     model_version = registry.get_model_version(config.model.name, str(version))
-    session = DeploySession(root=config.root, delivery=uuid.uuid4().hex, forge=options.forge, echo=options.echo)
+    session = DeploySession(root=config.root, delivery=uuid.uuid4().hex, forge=options.forge, echo=options.echo,
+                            secrets=config.secret_names)
     deployment = _Deployment(registry, model_version, session, options.force, config)
     return [deployment.run(target) for target in chosen]
 

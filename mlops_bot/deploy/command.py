@@ -3,7 +3,8 @@
 A string runs through `/bin/sh -c` (it comes from ml.yaml itself, like a pipeline step's); a list runs as an
 argument vector. Nothing from the registry is put on the command line: the command reads
 MODEL_NAME, MODEL_VERSION, MODEL_URI (and MLOPS_BOT_DEPLOY_TARGET, MLOPS_BOT_IDEMPOTENCY_KEY,
-MLOPS_BOT_DECISION) from its environment. It runs in the directory of ml.yaml, in its own process group
+MLOPS_BOT_DECISION) from its environment, which holds none of the job's secrets (support/environment): what
+else it needs, ml.yaml names in the target's `pass_env`. It runs in the directory of ml.yaml, in its own process group
 (a timeout stops its children too), with its output shown line by line behind `[deploy:NAME]`.
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 from ..config.model import DeployTarget
 from ..errors import StepFailed, UsageError
 from ..support import processes
+from ..support.environment import child_environment
 from ..support.processes import Launch
 from .base import DeployRequest, DeployResult, DeploySession
 
@@ -20,8 +22,10 @@ TAIL_LINES = 20
 
 
 def environment(target: DeployTarget, request: DeployRequest, session: DeploySession) -> dict[str, str]:
+    """The job's environment as support/environment lets a child see it (MLflow's client settings included:
+    MODEL_URI names the registry), and the model."""
     return {
-        **session.env,
+        **child_environment(session.env, target.pass_env, tracking=True, secrets=session.secrets),
         "MODEL_NAME": request.model_name,
         "MODEL_VERSION": request.version,
         "MODEL_URI": request.model_uri,

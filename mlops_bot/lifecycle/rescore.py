@@ -10,6 +10,7 @@ challenger's run.
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,6 +25,7 @@ from ..metrics.files import read_metrics
 from ..pipeline.runner import run_step
 from ..pipeline.tracking import MODEL_ARTIFACT
 from ..registry.base import Registry
+from ..support.environment import child_environment
 from ..support.paths import overlaps
 
 ENV_MODEL_DIR = "MLOPS_BOT_MODEL_DIR"
@@ -65,13 +67,23 @@ def rescore(config: Config, registry: Registry, champion: Champion) -> Rescored:
                         "set compare.rescore_champion: false.")
     step = scoring_step(config)
     workdir = Path(tempfile.mkdtemp(prefix="mlops-bot-rescore-"))
+    try:
+        return _rescore_in(workdir, config, registry, champion, step)
+    except BaseException:  # the caller removes the work directory of a result, nobody that of a failure
+        shutil.rmtree(workdir, ignore_errors=True)
+        raise
+
+
+def _rescore_in(workdir: Path, config: Config, registry: Registry, champion: Champion, step: Step) -> Rescored:
+    assert champion.run_id
     model_dir = registry.download_artifacts(champion.run_id, MODEL_ARTIFACT, workdir / "champion")
     metrics_file = workdir / ("metrics" + Path(step.metrics or "metrics.json").suffix)
     predictions = workdir / "predictions.csv"
-    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_RUN_ID"}
-    env.update(step.env)
-    env.update({ENV_MODEL_DIR: str(model_dir), ENV_METRICS_FILE: str(metrics_file),
-                ENV_PREDICTIONS_FILE: str(predictions)})
+    # No secret of the job and no tracking credentials: whatever the step logs to mlflow while scoring the
+    # champion goes to a scratch store that is thrown away, never to the tracking server as a stray run.
+    env = {"MLFLOW_TRACKING_URI": (workdir / "scratch-tracking").as_uri(),
+           **child_environment(os.environ, step.pass_env, secrets=config.secret_names), **step.env,
+           ENV_MODEL_DIR: str(model_dir), ENV_METRICS_FILE: str(metrics_file), ENV_PREDICTIONS_FILE: str(predictions)}
     log(f"rescoring the champion {champion.label} with step '{step.name}' on today's data")
     with _guarded(config.root, [p for p in (step.metrics, step.predictions) if p]):
         run_step(step, config.root, env, f"rescore {champion.label}")

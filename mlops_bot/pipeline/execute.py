@@ -22,6 +22,7 @@ from ..errors import UsageError
 from ..events.bus import emit
 from ..registry import tags as names
 from ..registry.base import Registry, Run, RunStatus
+from ..support.environment import child_environment
 from ..support.paths import normalise, overlaps
 from ..support.state import RUN_LOCK_FILE, local_state_dir, state_path
 from . import dag, noop
@@ -226,10 +227,12 @@ class _Execution:
                                                              "pipeline_key": self.key})
 
     def _env_of(self, run_id: str) -> Callable[[Step], dict[str, str]]:
-        # An inherited MLFLOW_RUN_ID would point the steps' own mlflow logging at some other run.
-        base = {k: v for k, v in os.environ.items() if k != "MLFLOW_RUN_ID"}
-        base.setdefault("PYTHONUNBUFFERED", "1")
-        return lambda step: {**base, **step.env, **self.tracker.step_env(run_id)}
+        # A step sees no secret of the job (support/environment), and logs to our run, whatever MLFLOW_RUN_ID says.
+        def env_of(step: Step) -> dict[str, str]:
+            seen = child_environment(os.environ, step.pass_env, tracking=True, secrets=self.config.secret_names)
+            return {"PYTHONUNBUFFERED": "1", **seen, **step.env, **self.tracker.step_env(run_id)}
+
+        return env_of
 
     def _record(self, run_id: str) -> str:
         tags = {names.step_key(n): self.ws.lock[n].key for n in self.selected if n in self.ws.lock}

@@ -156,3 +156,13 @@ def test_validate_json_lists_problems(project: Callable[[str], Path], capsys: py
     path = project(VALID)
     assert main(["-C", str(path.parent), "validate", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["valid"] is True
+
+
+def test_pass_env_may_not_name_the_bots_secrets(project: Callable[[str], Path]) -> None:
+    hook = '  - {name: hook, type: webhook, url: "https://example.invalid/deploy", secret_env: HOOK_SECRET}\n'
+    assert hook in VALID
+    text = VALID.replace(hook, hook + "  - {name: ship, type: command, cmd: [./ship], "
+                                      "pass_env: [AWS_*, HOOK_SECRET, MLOPS_BOT_LOGIN]}\n")
+    messages = [m for m in problems_of(project(text)) if "pass_env" in m]
+    assert [m.split(": ", 2)[1] for m in messages] == ["deploy[1].pass_env[1]", "deploy[1].pass_env[2]"]
+    assert all("is never passed to a step or a deploy command" in m for m in messages)

@@ -20,11 +20,22 @@ def context(root: Path, lines: list[str]) -> DeploySession:
     return DeploySession(root=root, delivery="d1", echo=lines.append, env={"PATH": "/usr/bin:/bin", "KEEP": "1"})
 
 
+def test_a_command_sees_no_secret_of_the_job(tmp_path: Path) -> None:
+    job = {"PATH": "/usr/bin:/bin", "GITHUB_TOKEN": "canary-1", "MLOPS_BOT_NOTIFY_SECRET": "canary-2",
+           "HMAC_KEY": "canary-3", "UNDECLARED": "canary-4", "MLFLOW_TRACKING_TOKEN": "for-the-registry"}
+    session = DeploySession(root=tmp_path, delivery="d1", echo=[].append, env=job, secrets=frozenset({"HMAC_KEY"}))
+    target = DeployTarget("ship", "command", cmd="env > seen.txt", pass_env=("HMAC_*", "GITHUB_*"))
+    command.deploy(target, REQUEST, session)
+    seen = (tmp_path / "seen.txt").read_text()
+    assert "canary" not in seen
+    assert "MLFLOW_TRACKING_TOKEN=for-the-registry" in seen  # MODEL_URI names the registry: it may read it
+
+
 def test_a_shell_command_gets_the_model_in_its_environment(tmp_path: Path) -> None:
     lines: list[str] = []
     script = ('echo "$MODEL_NAME $MODEL_VERSION $MODEL_URI $KEEP" > out.txt; '
               'echo "key=$MLOPS_BOT_IDEMPOTENCY_KEY target=$MLOPS_BOT_DEPLOY_TARGET"')
-    target = DeployTarget("ship", "command", cmd=script)
+    target = DeployTarget("ship", "command", cmd=script, pass_env=("KEEP",))
     result = command.deploy(target, REQUEST, context(tmp_path, lines))
     assert result.status == "succeeded"
     assert (tmp_path / "out.txt").read_text() == "iris-classifier 3 models:/iris-classifier/3 1\n"

@@ -15,7 +15,7 @@ import pytest
 
 from mlops_bot.registry import alias_holder, open_registry
 from tests.e2e.runners import Run, run_act
-from tests.helpers.e2e import ROOT, Repo, make_repo
+from tests.helpers.e2e import ROOT, Repo, make_repo, spying_prepare
 from tests.servers.github_server import GitHubServer
 from tests.servers.mlflow_server import MlflowServer
 
@@ -50,8 +50,14 @@ def make_project(root: Path, extra: dict[str, str] | None = None, drop: tuple[st
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory: pytest.TempPathFactory) -> Repo:
-    return make_project(tmp_path_factory.mktemp("github-e2e"))
+def spy(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the pull request's training code records the environment it was given (outside the repository)."""
+    return tmp_path_factory.mktemp("spy") / "environment.json"
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory, spy: Path) -> Repo:
+    return make_project(tmp_path_factory.mktemp("github-e2e"), {"prepare.py": spying_prepare(spy)})
 
 
 @pytest.fixture(scope="module")
@@ -121,6 +127,13 @@ def test_pr_check_posts_one_sticky_comment_a_status_and_outputs(pr_runs: tuple[R
 @pytest.fixture(scope="module")
 def push_run(pr_runs: tuple[Run, Run], project: Repo, act: Act) -> Run:
     return act(project, "push", push_payload(project.head), "promote.yml")
+
+
+def test_the_pull_requests_training_code_cannot_read_the_token(pr_runs: tuple[Run, Run], spy: Path) -> None:
+    seen = json.loads(spy.read_text())  # the action exported GITHUB_TOKEN for the bot; the steps are the PR's code
+    assert seen["MLFLOW_TRACKING_URI"]  # it ran under the bot, which says where to log
+    assert not [name for name, value in seen.items() if TOKEN in value]
+    assert not {"GITHUB_TOKEN", "GITHUB_ENV", "GITHUB_OUTPUT", "GITHUB_STEP_SUMMARY"} & set(seen)
 
 
 def test_push_to_default_branch_promotes(push_run: Run, pr_runs: tuple[Run, Run], project: Repo,

@@ -5,6 +5,7 @@ play the part of GitLab's predefined ones (gitlab-ci-local says GITLAB_CI=false 
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 from collections.abc import Callable, Iterator
@@ -14,7 +15,7 @@ import pytest
 
 from mlops_bot.registry import alias_holder, open_registry
 from tests.e2e.runners import Run, run_gitlab_ci_local
-from tests.helpers.e2e import ROOT, Repo, make_repo
+from tests.helpers.e2e import ROOT, Repo, make_repo, spying_prepare
 from tests.servers.gitlab_server import GitLabServer
 from tests.servers.mlflow_server import MlflowServer
 
@@ -45,15 +46,23 @@ def gitlab() -> Iterator[GitLabServer]:
     assert server.violations == [], "the bot broke the GitLab API's rules"
 
 
-def make_project(root: Path, tracking_uri: str, inputs: str = "", drop: tuple[str, ...] = ()) -> Repo:
+def make_project(root: Path, tracking_uri: str, inputs: str = "", drop: tuple[str, ...] = (),
+                 spy: Path | None = None) -> Repo:
     files = {".gitlab-ci.yml": PIPELINE.format(uri=tracking_uri, extra=inputs),
-             "templates/mlops-bot.yml": (ROOT / "templates" / "mlops-bot.yml").read_text()}
+             "templates/mlops-bot.yml": (ROOT / "templates" / "mlops-bot.yml").read_text(),
+             **({"prepare.py": spying_prepare(spy)} if spy else {})}
     return make_repo(root / "project", "main", f"git@gitlab.example.com:{PROJECT_PATH}.git", files, drop)
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory: pytest.TempPathFactory, mlflow_server: MlflowServer) -> Repo:
-    return make_project(tmp_path_factory.mktemp("gitlab-e2e"), mlflow_server.uri)
+def spy(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the merge request's training code records the environment it was given (outside the repository)."""
+    return tmp_path_factory.mktemp("spy") / "environment.json"
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory, mlflow_server: MlflowServer, spy: Path) -> Repo:
+    return make_project(tmp_path_factory.mktemp("gitlab-e2e"), mlflow_server.uri, spy=spy)
 
 
 @pytest.fixture(scope="module")
@@ -115,6 +124,14 @@ def push_pipeline(mr_pipeline: tuple[Run, dict[str, str], str], project: Repo, p
                   ) -> tuple[Run, dict[str, str]]:
     run = pipeline(project)
     return run, dotenv(project) if (project.path / "mlops-bot.env").exists() else {}
+
+
+def test_the_merge_requests_training_code_cannot_read_the_token(mr_pipeline: tuple[Run, dict[str, str], str],
+                                                               spy: Path) -> None:
+    seen = json.loads(spy.read_text())  # GITLAB_TOKEN is a CI/CD variable of every job; the steps are the MR's code
+    assert seen["MLFLOW_TRACKING_URI"]  # it ran under the bot, which says where to log
+    assert not [name for name, value in seen.items() if TOKEN in value]
+    assert not {"GITLAB_TOKEN", "CI_JOB_TOKEN"} & set(seen)
 
 
 def test_default_branch_pipeline_promotes(mr_pipeline: tuple[Run, dict[str, str], str], project: Repo,

@@ -85,3 +85,10 @@ def make_repo(path: Path, branch: str, remote: str, extra: Mapping[str, str], dr
     git(path, "add", "--all")
     git(path, "commit", "--quiet", "--message", "quickstart")
     return Repo(path, git(path, "rev-parse", "HEAD"), model)
+
+
+def spying_prepare(spy: Path) -> str:
+    """The quickstart's prepare.py as a hostile pull request would change it: it records the environment it was
+    given into `spy` (outside the repository), for a test to search for the job's tokens."""
+    prepare = (QUICKSTART / "prepare.py").read_text()
+    return prepare + f"\nimport json as _json, os as _os\n_json.dump(dict(_os.environ), open({str(spy)!r}, 'w'))\n"

@@ -70,15 +70,18 @@ pipeline:
     deps: [prepare.py, data/raw.csv]
     params: [seed]
     outs: [build/train.csv, build/test.csv]
+    pass_env: [MLOPS_TEST_*]
   train:
     cmd: [{py_json}, train.py]
     deps: [train.py, build/train.csv]
     params: [train.C]
     outs: [build/model]
+    pass_env: [MLOPS_TEST_COUNTER]
   evaluate:
     cmd: {py} evaluate.py
     deps: [evaluate.py, build/test.csv, build/model]
     env: {{STEP_FLAVOUR: vanilla}}
+    pass_env: [MLOPS_TEST_COUNTER]
     metrics: build/metrics.json
     predictions: build/predictions.csv
 """

@@ -85,3 +85,23 @@ def test_an_evaluate_step_that_ignores_the_contract_is_a_clear_error(tmp_path: P
     with pytest.raises(DataError, match="did not write MLOPS_BOT_METRICS_FILE"):
         compare_registry(config, registry, run.run_id)
     assert (root / "build" / "metrics.json").read_bytes() == before  # restored after the step overwrote it
+
+
+def test_the_champions_rescoring_sees_no_secret_and_no_tracking_server(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    spy = tmp_path / "seen.json"
+    dump = f"\nif 'MLOPS_BOT_MODEL_DIR' in os.environ: json.dump(dict(os.environ), open({str(spy)!r}, 'w'))\n"
+    root = project(tmp_path / "p", EVALUATE + dump)
+    first_champion(root)
+    for name in ("GITHUB_TOKEN", "MLOPS_BOT_GITHUB_WEBHOOK_SECRET", "MLFLOW_TRACKING_PASSWORD",
+                 "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.setenv(name, f"canary-{name}")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9/")
+    (root / "w.txt").write_text("0.6")
+    config = load_config(root / "ml.yaml", env={})
+    registry = open_registry("local", root)
+    compare_registry(config, registry, run_pipeline(config, registry).run_id)
+    seen = json.loads(spy.read_text())
+    assert not [name for name, value in seen.items() if "canary" in value]
+    assert seen["MLFLOW_TRACKING_URI"].startswith("file://")  # its own mlflow logging goes to a scratch store
+    assert seen["HOME"] == __import__("os").environ["HOME"]  # what programs need still passes
