@@ -1,4 +1,4 @@
-"""Metrics and predictions files: every accepted shape, and a clear error naming file and key or line."""
+"""Metrics files: every accepted shape, and a clear error naming the file, the line and the metric."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mlops_bot.errors import DataError
-from mlops_bot.metrics.files import paired_scores, read_metrics, read_predictions
+from mlops_bot.metrics.files import read_metrics
 
 
 def write(tmp_path: Path, name: str, text: str) -> Path:
@@ -45,27 +45,26 @@ def test_nested_mappings_flatten_to_dotted_names(tmp_path: Path) -> None:
     ("m.yaml", "0.95\n", "{path}: holds a float, not a mapping of metric names to numbers."),
     ("m.json", "{}", "{path}: holds no metrics; write at least one `name: number` pair."),
     ("m.json", '{"accuracy": "0.95"}',
-     "{path}: metric 'accuracy': '0.95' is a string, not a number; write it unquoted."),
-    ("m.json", '{"accuracy": NaN}', "{path}: metric 'accuracy': NaN is not a finite number; the evaluation produced "
+     "{path}:1: metric 'accuracy': '0.95' is a string, not a number; write it unquoted."),
+    ("m.json", '{"accuracy": NaN}', "{path}:1: metric 'accuracy': NaN is not a finite number; the evaluation produced "
                                     "no usable value."),
-    ("m.json", '{"accuracy": Infinity}', "{path}: metric 'accuracy': inf is not a finite number; the evaluation "
+    ("m.json", '{"accuracy": Infinity}', "{path}:1: metric 'accuracy': inf is not a finite number; the evaluation "
                                          "produced no usable value."),
-    ("m.json", '{"loss": 1e999}', "{path}: metric 'loss': inf is not a finite number; the evaluation produced no "
+    ("m.json", '{"loss": 1e999}', "{path}:1: metric 'loss': inf is not a finite number; the evaluation produced no "
                                   "usable value."),
-    ("m.yaml", "accuracy: .nan\n", "{path}: metric 'accuracy': NaN is not a finite number; the evaluation produced "
+    ("m.yaml", "accuracy: .nan\n", "{path}:1: metric 'accuracy': NaN is not a finite number; the evaluation produced "
                                    "no usable value."),
-    ("m.json", '{"ok": true}', "{path}: metric 'ok': True is not a number; metrics must be numbers."),
-    ("m.json", '{"acc": null}', "{path}: metric 'acc': null is not a number; metrics must be numbers."),
-    ("m.json", '{"acc": [1, 2]}', "{path}: metric 'acc': [1, 2] is not a number; metrics must be numbers."),
-    ("m.json", '{"acc": {}}', "{path}: metric 'acc': {} is not a number; metrics must be numbers."),
+    ("m.json", '{"ok": true}', "{path}:1: metric 'ok': True is not a number; metrics must be numbers."),
+    ("m.json", '{"acc": null}', "{path}:1: metric 'acc': null is not a number; metrics must be numbers."),
+    ("m.json", '{"acc": [1, 2]}', "{path}:1: metric 'acc': [1, 2] is not a number; metrics must be numbers."),
+    ("m.json", '{"acc": {}}', "{path}:1: metric 'acc': {} is not a number; metrics must be numbers."),
     ("m.json", '{"acc": 0.9,}', "{path}:1:13: not valid JSON: Expecting property name enclosed in double quotes."),
-    ("m.yaml", "acc: [0.9\n", "{path}:2:1: not valid YAML: expected ',' or ']', but got '<stream end>'."),
-    ("m.csv", "accuracy,f1\nhigh,0.8\n", "{path}: metric 'accuracy': 'high' is not a number."),
+    ("m.csv", "accuracy,f1\nhigh,0.8\n", "{path}:2: metric 'accuracy': 'high' is not a number."),
     ("m.csv", "accuracy,f1\n0.9\n", "{path}:2: 1 values under 2 names."),
     ("m.csv", "accuracy,f1\n0.9,0.8\n0.91,0.81\n", "{path}: expected a header of metric names over exactly one row "
                                                   "of values (or `metric,value` columns), found 2 data rows."),
     ("m.csv", "metric,value\naccuracy,0.9,extra\n", "{path}:2: expected `name,value`, got 3 cells."),
-    ("m.csv", "accuracy\nnan\n", "{path}: metric 'accuracy': NaN is not a finite number; the evaluation produced no "
+    ("m.csv", "accuracy\nnan\n", "{path}:2: metric 'accuracy': NaN is not a finite number; the evaluation produced no "
                                  "usable value."),
     ("m.csv", ",,\n", "{path}: holds no metrics; write a header of names over one row of values."),
 ])
@@ -94,23 +93,40 @@ def test_nonfinite_values_allowed_on_request(tmp_path: Path) -> None:
 @pytest.mark.parametrize(("name", "text", "message"), [
     ("m.json", '{"a": ' + "[" * 100_000 + "]" * 100_000 + "}", "{path}: cannot read the JSON (nested too deeply)."),
     ("m.json", '{"a": ' + "9" * 5000 + "}", "{path}: cannot read the JSON (a number has too many digits)."),
-    ("m.yaml", "a: " + "[" * 5000 + "]" * 5000 + "\n", "{path}: cannot read the YAML (nested too deeply)."),
-    ("m.yaml", "a: " + "9" * 5000 + "\n", "{path}: cannot read the YAML (a number has too many digits)."),
-    ("m.yaml", "a: !!int abc\n", "{path}: cannot read the YAML (invalid literal for int() with base 10: 'abc')."),
-    ("m.yaml", "a: !!float ''\n", "{path}: cannot read the YAML (a value does not fit its tag, such as `!!float ''` "
-                                  "or `!!bool maybe`)."),
-    ("m.yaml", "a: !!bool maybe\n", "{path}: cannot read the YAML (a value does not fit its tag, such as `!!float ''` "
-                                    "or `!!bool maybe`)."),
-    ("m.yaml", "a: !!timestamp x\n", "{path}: cannot read the YAML (a value does not fit its tag, such as `!!float "
-                                     "''` or `!!bool maybe`)."),
+    ("m.yaml", "a: " + "9" * 5000 + "\n",
+     "{path}:1: metric 'a': " + "9" * 57 + "... cannot be read (a number has too many digits); fix the value."),
+    ("m.yaml", "a: !!int abc\n", "{path}:1: metric 'a': !!int abc cannot be read (invalid literal for int() with base "
+                                 "10: 'abc'); fix the value or remove its tag."),
+    ("m.yaml", "a: !!float ''\n", "{path}:1: metric 'a': !!float '' cannot be read (it is not a valid float); fix the "
+                                  "value or remove its tag."),
+    ("m.yaml", "a: !!bool maybe\n", "{path}:1: metric 'a': !!bool maybe cannot be read (it is not a valid bool); fix "
+                                    "the value or remove its tag."),
+    ("m.yaml", "a: !!timestamp x\n", "{path}:1: metric 'a': !!timestamp x is not a number; metrics must be numbers."),
     ("m.yaml", "a: 0x" + "f" * 4000 + "\n",
-     "{path}: metric 'a': an integer of more than 4,300 digits is not a number."),
+     "{path}:1: metric 'a': 0xfffffffffffffffffffffffffffffffffffffffffffffffffffffff... is too large for a number."),
 ])
 def test_unreadable_values_are_data_errors(tmp_path: Path, name: str, text: str, message: str) -> None:
     path = write(tmp_path, name, text)
     with pytest.raises(DataError) as caught:
         read_metrics(path)
     assert str(caught.value) == message.replace("{path}", str(path))
+
+
+@pytest.mark.parametrize("fast", [True, False])
+@pytest.mark.parametrize(("text", "message"), [
+    ("acc: [0.9\n", r":\d+:\d+: not valid YAML: (did not find expected|expected) ',' or '\]'"),
+    ("a: " + "[" * 5000 + "]" * 5000 + "\n",
+     r"(: cannot read the YAML \(nested too deeply\)|:1:\d+: not valid YAML: exceeded maximum nesting depth)\.$"),
+    ("on: 5e-1\nyes: '1'\n", r"m\.yaml:2: metric 'yes': '1' is a string, not a number; write it unquoted\.$"),
+])
+def test_libyaml_and_pyyamls_own_parser_read_alike(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fast: bool,
+                                                   text: str, message: str) -> None:
+    from mlops_bot.support import yaml12
+
+    if not fast:
+        monkeypatch.setattr(yaml12, "_CLoader12", None)
+    with pytest.raises(DataError, match=message):
+        read_metrics(write(tmp_path, "m.yaml", text))
 
 
 def test_an_alias_bomb_stops_at_the_limit_of_names(tmp_path: Path) -> None:
@@ -141,69 +157,89 @@ def test_a_name_the_system_refuses_is_a_data_error(tmp_path: Path) -> None:
         read_metrics(tmp_path / ("m" * 300 + ".json"))
 
 
-# -- predictions ---------------------------------------------------------------------------------------------
+# -- issue #16: duplicates refused with both places, YAML read as YAML 1.2 -----------------------------------
 
 
-def test_predictions_pair_by_row_id_in_any_order(tmp_path: Path) -> None:
-    ours = read_predictions(write(tmp_path, "a.csv", "row_id,y_true,y_pred\n1,cat,cat\n2,dog,cat\n3,1,1.0\n"))
-    theirs = read_predictions(write(tmp_path, "b.csv", "row_id,y_true,y_pred\n3,1,0\n1,cat,dog\n2,dog,dog\n"))
-    scores = paired_scores(ours, theirs, "accuracy")
-    assert scores.challenger == (1.0, 0.0, 1.0)  # labels "1" and "1.0" are the same number
-    assert scores.champion == (0.0, 1.0, 0.0)  # rows 1, 2, 3 in the challenger's order
-    assert (scores.source, scores.greater_is_better) == ("per-row correctness (y_pred == y_true)", True)
-
-
-def test_predictions_score_columns(tmp_path: Path) -> None:
-    ours = read_predictions(write(tmp_path, "a.csv", "id,accuracy,score\na,1,0.2\nb,0,0.4\n"))
-    theirs = read_predictions(write(tmp_path, "b.csv", "id,accuracy,score\nb,1,0.1\na,1,0.3\n"))
-    named = paired_scores(ours, theirs, "accuracy")
-    assert (named.challenger, named.champion, named.greater_is_better) == ((1.0, 0.0), (1.0, 1.0), None)
-    generic = paired_scores(ours, theirs, "log_loss")
-    assert (generic.challenger, generic.champion, generic.source) == ((0.2, 0.4), (0.3, 0.1), "per-row `score`")
-
-
-def test_predictions_regression_errors(tmp_path: Path) -> None:
-    ours = read_predictions(write(tmp_path, "a.csv", "row_id,y_true,y_pred\n1,2.0,2.5\n2,1,0\n"))
-    theirs = read_predictions(write(tmp_path, "b.csv", "row_id,y_true,y_pred\n1,2.0,3\n2,1,1\n"))
-    mse = paired_scores(ours, theirs, "rmse")
-    assert (mse.challenger, mse.champion, mse.greater_is_better) == ((0.25, 1.0), (1.0, 0.0), False)
-    assert paired_scores(ours, theirs, "mae").challenger == (0.5, 1.0)
-
-
-@pytest.mark.parametrize(("a", "b", "metric", "message"), [
-    ("row_id,y\n1,1\n2,1\n", "row_id,y\n1,1\n", "y",
-     "{a} has 2 rows but {b} has 1: both models must be scored on the same rows."),
-    ("row_id,y\n1,1\n3,1\n", "row_id,y\n1,1\n2,1\n", "y",
-     "{a}:3: row id '3' is not in {b}: both models must be scored on the same rows."),
-    ("row_id,y\n1,1\n2,high\n", "row_id,y\n1,1\n2,1\n", "y", "{a}:3: column 'y': 'high' is not a finite number."),
-    ("row_id,y\n1,1\n2,nan\n", "row_id,y\n1,1\n2,1\n", "y", "{a}:3: column 'y': 'nan' is not a finite number."),
-    ("row_id,y\n1,1\n2,\n", "row_id,y\n1,1\n2,1\n", "y", "{a}:3: column 'y': '' is not a finite number."),
-    ("row_id,p\n1,1\n", "row_id,p\n1,1\n", "accuracy",
-     "{a}:1: no per-row score for 'accuracy': add a `accuracy` or `score` column, or `y_true` and `y_pred` "
-     "(columns found: row_id, p)."),
-    ("row_id,y_true,y_pred\n1,cat,1\n", "row_id,y_true,y_pred\n1,1,1\n", "mae",
-     "{a}:2: 'cat' is not a finite number; an error metric needs numeric y_true and y_pred."),
+@pytest.mark.parametrize(("name", "text", "message"), [
+    ("m.json", '{"accuracy": 0.9,\n "f1": 0.8,\n "accuracy": 0.95}',
+     "{path}:3: metric 'accuracy' is written twice: key 'accuracy' (line 1) and key 'accuracy' (line 3); keep one of "
+     "them."),
+    ("m.json", '{\n  "test.accuracy": 0.9,\n  "test": {\n    "accuracy": 0.95\n  }\n}',
+     "{path}:4: metric 'test.accuracy' is written twice: key 'test.accuracy' (line 2) and key 'test' > 'accuracy' "
+     "(line 4); keep one of them."),
+    ("m.json", '{"test": {"a": 1, "a": 2}}',
+     "{path}:1: metric 'test.a' is written twice: key 'test' > 'a' (line 1) and key 'test' > 'a' (line 1); keep one "
+     "of them."),
+    ("m.yaml", "accuracy: 0.9\nf1: 0.8\naccuracy: 0.95\n",
+     "{path}:3: metric 'accuracy' is written twice: key 'accuracy' (line 1) and key 'accuracy' (line 3); keep one of "
+     "them."),
+    ("m.yaml", "test:\n  accuracy: 0.9\ntest.accuracy: 0.95\n",
+     "{path}:3: metric 'test.accuracy' is written twice: key 'test' > 'accuracy' (line 2) and key 'test.accuracy' "
+     "(line 3); keep one of them."),
+    ("m.csv", "metric,value\naccuracy,0.9\nf1,0.8\naccuracy,0.95\n",
+     "{path}:4: metric 'accuracy' is written twice: the row at line 2 and the row at line 4; keep one of them."),
+    ("m.csv", "accuracy,f1,accuracy\n0.9,0.8,0.95\n",
+     "{path}:1: column 3 of the header repeats metric 'accuracy' of column 1; keep one of them."),
 ])
-def test_bad_pairs(tmp_path: Path, a: str, b: str, metric: str, message: str) -> None:
-    pa, pb = write(tmp_path, "a.csv", a), write(tmp_path, "b.csv", b)
+def test_a_metric_written_twice_is_refused_naming_both_places(tmp_path: Path, name: str, text: str,
+                                                               message: str) -> None:
+    path = write(tmp_path, name, text)
     with pytest.raises(DataError) as caught:
-        paired_scores(read_predictions(pa), read_predictions(pb), metric)
-    assert str(caught.value) == message.format(a=pa, b=pb)
+        read_metrics(path)
+    assert str(caught.value) == message.replace("{path}", str(path))
+    assert caught.value.exit_code == 3
+
+
+def test_yaml_metrics_are_read_as_yaml_1_2(tmp_path: Path) -> None:
+    text = "on: 5e-1\nyes: 1E+3\noff: 010\nno: .5\nn: 0o17\ny: 0x1F\n"
+    assert read_metrics(write(tmp_path, "m.yaml", text)) == {"on": 0.5, "yes": 1000.0, "off": 10.0, "no": 0.5,
+                                                             "n": 15.0, "y": 31.0}
 
 
 @pytest.mark.parametrize(("text", "message"), [
-    ("", "{p}: predictions file is empty."),
-    ("y_true,y_pred\n1,1\n", "{p}:1: no row id column; add a `row_id` column so both models' rows can be paired."),
-    ("row_id,y\n", "{p}: predictions file has a header but no rows."),
-    ("row_id,y\n1,0\n2,1\n1,1\n", "{p}:4: row id '1' appears twice (first at line 2); row ids must be unique."),
-    ("row_id,y\n1,0,5\n", "{p}:2: 2 columns expected; the row has a different count."),
-    ("row_id,y\n1\n", "{p}:2: 2 columns expected; the row has a different count."),
+    ("acc: '5e-1'\n", "{path}:1: metric 'acc': '5e-1' is a string, not a number; write it unquoted."),
+    ("acc: 1_000\n", "{path}:1: metric 'acc': '1_000' is not a number; YAML 1.2 writes numbers as 0.95, 1e-3 or 12."),
+    ("acc: yes\n", "{path}:1: metric 'acc': 'yes' is not a number; YAML 1.2 writes numbers as 0.95, 1e-3 or 12."),
+    ("acc: '1_000'\n", "{path}:1: metric 'acc': '1_000' is a string, not a number; metrics must be numbers."),
+    ("acc: 2024-01-01\n",
+     "{path}:1: metric 'acc': '2024-01-01' is not a number; YAML 1.2 writes numbers as 0.95, 1e-3 or 12."),
+    ("base: &b {x: 1}\nmore:\n  <<: *b\n",
+     "{path}:3: `<<` (YAML 1.1's merge key) is not read in a metrics file, which is YAML 1.2; write the metrics out."),
+    ("? [a, b]\n: 1\n", "{path}:1: a key is a list; metric names are plain names."),
+    ("a: 1\n---\nb: 2\n",
+     "{path}:2:1: not valid YAML: expected a single document in the stream, but found another document."),
 ])
-def test_bad_predictions_files(tmp_path: Path, text: str, message: str) -> None:
-    path = write(tmp_path, "p.csv", text)
+def test_yaml_values_are_typed_and_explained_by_yaml_1_2(tmp_path: Path, text: str, message: str) -> None:
+    path = write(tmp_path, "m.yaml", text)
     with pytest.raises(DataError) as caught:
-        read_predictions(path)
-    assert str(caught.value) == message.format(p=path)
+        read_metrics(path)
+    assert str(caught.value) == message.replace("{path}", str(path))
+
+
+def test_errors_name_the_line_of_a_nested_metric(tmp_path: Path) -> None:
+    text = '{\n  "note": "a \\"quoted\\": text",\n  "rows": [{"k": 1}, {"z": 2}],\n  "test": {\n    "f1": "x"\n  }\n}'
+    path = write(tmp_path, "m.json", text)
+    with pytest.raises(DataError, match=r"m\.json:2: metric 'note': 'a \"quoted\": text' is a string"):
+        read_metrics(path)
+    path.write_text(text.replace('"a \\"quoted\\": text"', "1").replace('[{"k": 1}, {"z": 2}]', "2"))
+    with pytest.raises(DataError, match=r"m\.json:5: metric 'test\.f1': 'x' is a string, not a number; metrics must"):
+        read_metrics(path)
+    yaml_path = write(tmp_path, "m.yaml", "test:\n  acc: 0.9\n  f1:\n    macro: [1, 2]\n")
+    with pytest.raises(DataError, match=r"m\.yaml:4: metric 'test\.f1\.macro': \[1, 2\] is not a number"):
+        read_metrics(yaml_path)
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    (",acc\n1,2\n", "{path}:1: column 1 of the header has no name; name every metric."),
+    ("metric,value\n,0.9\n", "{path}:2: expected `name,value`, got no name."),
+    ("acc,f1\n0.9,\n", "{path}:2: metric 'f1': the cell is empty; write a number."),
+    ("acc\n" + "9" * 200_000 + "\n", "{path}:2: not valid CSV: field larger than field limit (131072)."),
+])
+def test_csv_errors_name_the_line(tmp_path: Path, text: str, message: str) -> None:
+    path = write(tmp_path, "m.csv", text)
+    with pytest.raises(DataError) as caught:
+        read_metrics(path)
+    assert str(caught.value) == message.replace("{path}", str(path))
 
 
 names = st.from_regex(r"[a-z_][a-z0-9_.]{0,20}", fullmatch=True)
@@ -226,3 +262,25 @@ def test_any_metrics_round_trip_through_every_format(tmp_path: Path, metrics: di
     for name, text in (("m.json", json.dumps(metrics)), ("m.yaml", yaml.safe_dump(metrics)),
                        ("w.csv", wide.getvalue()), ("l.csv", long.getvalue())):
         assert read_metrics(write(tmp_path, name, text)) == metrics
+
+
+keys = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=8)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.dictionaries(keys, st.one_of(finite, st.dictionaries(keys, finite, min_size=1, max_size=3)),
+                            min_size=1, max_size=6),
+       indent=st.sampled_from([None, 0, 2]), ascii_only=st.booleans())
+def test_any_json_keys_are_located_and_flattened(tmp_path: Path, data: dict[str, object], indent: int | None,
+                                                 ascii_only: bool) -> None:
+    import json
+
+    text = json.dumps(data, indent=indent, ensure_ascii=ascii_only)
+    flat = [(f"{k}.{n}", v) for k, inner in data.items() if isinstance(inner, dict) for n, v in inner.items()]
+    flat += [(k, v) for k, v in data.items() if not isinstance(v, dict)]
+    path = write(tmp_path, "m.json", text)
+    if len({name for name, _ in flat}) < len(flat):  # `a.b` beside {a: {b}}: refused, with both lines
+        with pytest.raises(DataError, match=r"m\.json:\d+: metric .* is written twice: key .*\(line \d+\) and key"):
+            read_metrics(path)
+    else:
+        assert read_metrics(path) == dict(flat)
