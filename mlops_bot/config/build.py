@@ -70,13 +70,21 @@ def _env_value(value: Any) -> str:
 
 
 def _compare(raw: dict[str, Any]) -> Compare:
-    sig = raw.get("significance")
+    criteria = tuple(_criterion(c) for c in raw.get("criteria", []))
     return Compare(
         champion=ChampionSelector(alias=raw.get("champion", {}).get("alias", "champion")),
         rescore_champion=raw.get("rescore_champion", False),
-        criteria=tuple(_criterion(c) for c in raw.get("criteria", [])),
-        significance=Significance(**sig) if sig else None,
+        criteria=criteria,
+        significance=_significance(raw.get("significance"), criteria),
     )
+
+
+def _significance(raw: dict[str, Any] | None, criteria: tuple[Criterion, ...]) -> Significance | None:
+    """The block's metrics (`metric` is the one-metric form) and those of criteria marked `significant`."""
+    settings = dict(raw or {})
+    named = as_tuple(settings.pop("metrics", None)) or as_tuple(settings.pop("metric", None))
+    metrics = tuple(dict.fromkeys((*named, *(c.metric for c in criteria if c.significant))))
+    return Significance(metrics=metrics, **settings) if metrics else None
 
 
 def _criterion(raw: dict[str, Any]) -> Criterion:
@@ -88,6 +96,7 @@ def _criterion(raw: dict[str, Any]) -> Criterion:
         min_absolute_change=raw.get("min_absolute_change"),
         min_relative_change=raw.get("min_relative_change"),
         max_regression=Regression(**regression) if regression else None,
+        significant=raw.get("significant", False),
     )
 
 

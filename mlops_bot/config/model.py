@@ -53,15 +53,26 @@ class Criterion:
     min_absolute_change: float | None = None
     min_relative_change: float | None = None
     max_regression: Regression | None = None
+    significant: bool = False  # its improvement must also be significant (joins Significance.metrics)
 
 
 @dataclass(frozen=True)
 class Significance:
-    metric: str
-    test: str = "paired_bootstrap"  # or "mcnemar"
-    alpha: float = 0.05
+    """`compare.significance`: which metrics must improve beyond noise, and how that is tested (decide/significance)."""
+
+    metrics: tuple[str, ...]  # `metric: x` is the one-metric form; criteria with `significant: true` add theirs
+    test: str = "auto"  # "auto" (exact/asymptotic McNemar for 0/1 correctness, else the bootstrap), "mcnemar",
+    #                     "paired_bootstrap"
+    alpha: float = 0.05  # one-sided: the challenger is better (alternative "better"), or two-sided ("two-sided")
+    alternative: str = "better"
+    greater_is_better: bool | None = None  # the direction when no criterion names the metric (else exit 2)
+    correction: str = "holm"  # with several metrics: "holm" or "none"
     resamples: int = 10_000
     seed: int = 0
+
+    @property
+    def metric(self) -> str:
+        return self.metrics[0]
 
 
 @dataclass(frozen=True)

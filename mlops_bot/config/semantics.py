@@ -9,6 +9,7 @@ from typing import Any
 from ..errors import Problem
 from .lookup import Writers, close_match, exists, flatten_keys, is_file, load_yaml_keys, path_problem
 from .passenv import pass_env_problems
+from .significance import significance_problems
 from .source import Document
 
 _RULE_KEYS = ("threshold", "min_absolute_change", "min_relative_change", "max_regression")
@@ -181,11 +182,7 @@ def _criteria(doc: Document, steps: dict[str, dict[str, Any]]) -> list[Problem]:
         if not any(k in criterion for k in _RULE_KEYS):
             problems.append(doc.problem(("compare", "criteria", i), "this criterion sets no rule; add threshold, "
                                         "min_absolute_change, min_relative_change or max_regression"))
-    significance = compare.get("significance")
-    if isinstance(significance, dict) and not any(isinstance(s.get("predictions"), str) for s in steps.values()):
-        problems.append(doc.problem(("compare", "significance"), "a significance test needs per-row predictions; "
-                                    "declare `predictions:` on the step that evaluates the model"))
-    return problems
+    return problems + significance_problems(doc, steps)
 
 
 def _known_metrics(doc: Document, steps: dict[str, dict[str, Any]]) -> set[str] | None:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from ..config.model import Criterion, Regression
+from ..metrics.names import hint
 from ..metrics.numbers import at_least, diff, exact, fmt, pair, share
 from .decision import Baseline, Champion, Check, CriterionResult, Metrics, Rule
 
@@ -23,7 +24,7 @@ def judge_criterion(criterion: Criterion, challenger: Metrics, champion: Champio
     c, baseline = _baseline(name, champion)
     checks: list[Check] = []
     if x is None or not math.isfinite(x):
-        what = "logged no value for it" if x is None else f"logged {fmt(x)}"
+        what = f"logged no value for it{hint(name, challenger)}" if x is None else f"logged {fmt(x)}"
         checks.append(Check("value", False, f"{name}: the challenger {what}, which cannot pass"))
     else:
         if criterion.threshold is not None:
@@ -102,7 +103,8 @@ def _against_champion(criterion: Criterion, x: float, c: float | None, champion:
         return [Check("bootstrap", True, f"no champion yet (bootstrap): {rules} not applied")]
     name, title = criterion.metric, champion.title
     if c is None or not math.isfinite(c):
-        what = "logged no value for it" if c is None else f"logged {fmt(c)}"
+        logged = [*champion.metrics, *(champion.rescored_metrics or {})]
+        what = f"logged no value for it{hint(name, logged)}" if c is None else f"logged {fmt(c)}"
         return [Check("baseline", False, f"{name}: {title} {what}, so the challenger cannot be "
                                          "compared with it")]
     base = _Base(title, c, champion.rescored_metrics is not None and name in champion.rescored_metrics)
@@ -148,14 +150,13 @@ def _min_relative(criterion: Criterion, x: float, base: _Base) -> Check:
     c = base.value
     need = criterion.min_relative_change or 0.0
     up = criterion.greater_is_better
-    if c == 0:
-        if criterion.min_absolute_change is not None:
-            return Check("min_relative_change", True, f"relative change from {base.owner} "
-                         f"{criterion.metric} of 0 is undefined, so min_absolute_change alone judges it")
-        return Check("min_relative_change", False, f"relative change from {base.owner} "
-                     f"{criterion.metric} of 0 is undefined and no min_absolute_change is set; add one "
-                     "to judge this metric")
     gain = diff(x, c) if up else diff(c, x)
+    if c == 0:  # any gain over 0 is an unbounded relative gain; no gain is none, whatever the fraction asked
+        if gain > 0 or (gain == 0 and need == 0):
+            return Check("min_relative_change", True, f"{fmt(x)} vs {base.ref}: better than 0 by any fraction, "
+                         f"so the {fmt(100 * need)}% needed is met" if gain > 0 else "no change, and none is needed")
+        return Check("min_relative_change", False, f"{fmt(x)} is {'no better than' if gain == 0 else 'worse than'} "
+                     f"{base.ref}; a relative gain over 0 needs the challenger strictly better")
     ok = at_least(gain, share(need, c), x, c, float(share(need, c)))
     pct = 100 * float(diff(x, c)) / abs(c)
     change, needed = pair(pct, 100 * need if up else -100 * need, not ok, signed=True, digits=3)

@@ -15,11 +15,13 @@ Metrics = Mapping[str, float]
 Verdict = Literal["pass", "fail"]
 Baseline = Literal["rescored", "logged"]  # which champion value a criterion was judged against
 SignificanceTest = Literal["paired_bootstrap", "mcnemar"]
+Alternative = Literal["better", "two-sided"]
 Rule = Literal["threshold", "min_absolute_change", "min_relative_change", "max_regression",
                "max_regression.absolute", "max_regression.relative", "value", "baseline", "bootstrap"]
 VERDICTS: tuple[Verdict, ...] = get_args(Verdict)
 BASELINES: tuple[Baseline, ...] = get_args(Baseline)
 SIGNIFICANCE_TESTS: tuple[SignificanceTest, ...] = get_args(SignificanceTest)
+ALTERNATIVES: tuple[Alternative, ...] = get_args(Alternative)
 RULES: tuple[Rule, ...] = get_args(Rule)
 
 
@@ -51,18 +53,34 @@ class CriterionResult:
 
 @dataclass(frozen=True)
 class SignificanceResult:
+    """One metric's test. `observed` and the interval are of the difference challenger - champion of the metric
+    as defined (f1_macro recomputed on each resample, not a per-row proxy); `p_value` is one-sided (the
+    challenger better) unless `alternative` is "two-sided"; `adjusted_p` is Holm's when several metrics are
+    tested, and `significant` is judged on it."""
+
     metric: str
     test: SignificanceTest
-    method: str  # e.g. "percentile bootstrap, 10000 resamples, seed 0" or "exact binomial"
+    method: str  # e.g. "BCa bootstrap, 10000 resamples, seed 0" or "exact binomial McNemar"
     alpha: float
     n: int  # paired rows
-    observed: float  # challenger - champion on the per-row scores
+    observed: float  # challenger - champion of the metric
     significant: bool
     reason: str
     statistic: float | None = None
     p_value: float | None = None
-    ci_low: float | None = None
+    ci_low: float | None = None  # the interval of the difference at `level`: its better-side end is the test's bound
     ci_high: float | None = None
+    greater_is_better: bool = True
+    alternative: Alternative = "better"
+    adjusted_p: float | None = None  # Holm-adjusted p when more than one metric is tested
+    mde: float | None = None  # minimum detectable effect at alpha with 80% power, in the metric's units
+    resolution: float | None = None  # the smallest change the rows can show (1/n for accuracy-like metrics)
+
+    @property
+    def level(self) -> float:
+        """The interval's confidence: 1 - 2 alpha for the one-sided test (its better-side end is the alpha bound),
+        1 - alpha for the two-sided one."""
+        return 1 - 2 * self.alpha if self.alternative == "better" else 1 - self.alpha
 
 
 @dataclass(frozen=True)
@@ -121,9 +139,10 @@ class Decision:
     champion: Champion | None
     criteria: tuple[CriterionResult, ...]
     created_at: str  # ISO 8601, UTC
-    significance: SignificanceResult | None = None
+    significance: tuple[SignificanceResult, ...] = ()  # one per tested metric
     params_diff: tuple[ParamChange, ...] = ()
     history: tuple[HistoryPoint, ...] = ()
+    notes: tuple[str, ...] = ()  # where a rule asks for less than the rows can tell apart from noise
 
     @property
     def passed(self) -> bool:

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any, TypeVar
 
 from .decision import (
+    ALTERNATIVES,
     BASELINES,
     RULES,
     SIGNIFICANCE_TESTS,
@@ -27,7 +28,7 @@ from .decision import (
     SignificanceResult,
 )
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: significance is a list (one per tested metric), notes
 Number = float | str  # a finite float, or one of the strings above
 _Name = TypeVar("_Name", bound=str)
 
@@ -44,7 +45,8 @@ def to_document(decision: Decision) -> dict[str, Any]:
         "challenger": _challenger_dict(decision.challenger),
         "champion": None if decision.champion is None else _champion_dict(decision.champion),
         "criteria": [_criterion_dict(c) for c in decision.criteria],
-        "significance": None if decision.significance is None else _significance_dict(decision.significance),
+        "significance": [_significance_dict(s) for s in decision.significance],
+        "notes": list(decision.notes),
         "params_diff": [{"name": p.name, "champion": p.champion, "challenger": p.challenger}
                         for p in decision.params_diff],
         "history": [{"version": h.version, "run_id": h.run_id, "metrics": dump_metrics(h.metrics),
@@ -55,7 +57,9 @@ def to_document(decision: Decision) -> dict[str, Any]:
 def from_document(doc: Mapping[str, Any]) -> Decision:
     """The inverse of `to_document`; a KeyError, TypeError or ValueError means `doc` is not a Decision."""
     champion = doc["champion"]
-    significance = doc.get("significance")
+    significance = doc.get("significance") or []
+    if isinstance(significance, Mapping):  # schema version 1: one test or null
+        significance = [significance]
     return Decision(
         model=doc["model"],
         verdict=one_of(doc["verdict"], VERDICTS, "verdict"),
@@ -65,7 +69,8 @@ def from_document(doc: Mapping[str, Any]) -> Decision:
         challenger=_challenger_from(doc["challenger"]),
         champion=None if champion is None else _champion_from(champion),
         criteria=tuple(_criterion_from(c) for c in doc["criteria"]),
-        significance=None if significance is None else _significance_from(significance),
+        significance=tuple(_significance_from(s) for s in significance),
+        notes=tuple(str(n) for n in doc.get("notes", ())),
         params_diff=tuple(ParamChange(p["name"], p["champion"], p["challenger"])
                           for p in doc.get("params_diff", ())),
         history=tuple(HistoryPoint(h["version"], h.get("run_id"), load_metrics(h["metrics"]),
@@ -120,6 +125,8 @@ def _significance_dict(s: SignificanceResult) -> dict[str, Any]:
         "observed": dump_number(s.observed), "significant": s.significant, "reason": s.reason,
         "statistic": dump_number(s.statistic), "p_value": s.p_value,
         "ci_low": dump_number(s.ci_low), "ci_high": dump_number(s.ci_high),
+        "greater_is_better": s.greater_is_better, "alternative": s.alternative, "adjusted_p": s.adjusted_p,
+        "mde": dump_number(s.mde), "resolution": dump_number(s.resolution),
     }
 
 
@@ -167,4 +174,8 @@ def _significance_from(d: Mapping[str, Any]) -> SignificanceResult:
         observed=math.nan if observed is None else observed, significant=bool(d["significant"]),
         reason=d["reason"], statistic=load_number(d.get("statistic")), p_value=load_number(d.get("p_value")),
         ci_low=load_number(d.get("ci_low")), ci_high=load_number(d.get("ci_high")),
+        greater_is_better=bool(d.get("greater_is_better", True)),
+        alternative=one_of(d.get("alternative", "better"), ALTERNATIVES, "alternative"),
+        adjusted_p=load_number(d.get("adjusted_p")), mde=load_number(d.get("mde")),
+        resolution=load_number(d.get("resolution")),
     )

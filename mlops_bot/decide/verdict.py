@@ -12,25 +12,28 @@ Rules, per criterion (all must pass; every check says why in words):
 - Boundaries (metrics/numbers.py): values compare as the decimals they print as (`repr`), so 0.9 + 0.005 vs
   0.905 is exact, plus a tolerance of 4 ulps of the largest operand for values that user code computed in binary
   floating point. A challenger exactly on a boundary passes.
-- Zero baseline: a relative change from 0 is undefined. `min_relative_change` is then left to
-  `min_absolute_change` when the criterion has one, and fails with that reason when it has none (promoting on
-  an undefined number is what a careful reviewer would refuse). `max_regression.relative` passes a challenger
-  that is not worse at all (any tolerance allows that), else defers to `max_regression.absolute`, else fails.
+- Zero baseline: a strictly better challenger has an unbounded relative gain over 0, so it meets any
+  `min_relative_change`; an equal or worse one has none and fails it. `max_regression.relative` passes a
+  challenger that is not worse at all, and a tolerance that is a fraction of 0 allows no worsening: it defers to
+  `max_regression.absolute` when there is one, else fails saying so.
+- Significance (decide/significance.py): each tested metric must improve beyond noise; `notes` name the rules
+  that ask for less than the rows can resolve.
 - A metric that neither the challenger nor the champion logged is a DataError (exit 3): a typo in ml.yaml or a
   step that stopped writing it, never a silent verdict.
 """
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 
 from ..config.model import Compare, Criterion
 from ..errors import DataError, UsageError
+from ..metrics.names import did_you_mean
 from ..metrics.numbers import fmt
 from .criteria import judge_criterion
 from .decision import Challenger, Champion, CriterionResult, Decision, ParamChange, SignificanceResult
+from .noise import noise_notes
 
 __all__ = ["decide", "params_diff"]
 
@@ -41,24 +44,25 @@ def decide(
     challenger: Challenger,
     champion: Champion | None,
     *,
-    significance: SignificanceResult | None = None,
+    significance: Sequence[SignificanceResult] = (),
     now: datetime | None = None,
 ) -> Decision:
-    """Judges every criterion; the verdict passes only if all pass and a configured significance test agrees.
+    """Judges every criterion; the verdict passes only if all pass and every configured significance test agrees.
 
     Earlier champions for the report are not an input to the verdict: add them with `Decision.with_history`.
     """
     if not compare.criteria:
         raise UsageError("compare.criteria is empty: declare at least one criterion in ml.yaml.")
     _check_logged(compare.criteria, challenger, champion)
-    if compare.significance is not None and champion is not None and significance is None:
+    tested = {s.metric for s in significance}
+    if compare.significance is not None and champion is not None and set(compare.significance.metrics) - tested:
+        untested = ", ".join(repr(m) for m in compare.significance.metrics if m not in tested)
         raise DataError(
-            f"compare.significance is configured for {compare.significance.metric!r} but no significance result "
-            "was computed: give both models' predictions on the same rows, or remove significance from ml.yaml."
+            f"compare.significance is configured for {untested} but no significance result was computed: give "
+            "both models' predictions on the same rows, or remove significance from ml.yaml."
         )
     results = tuple(judge_criterion(c, challenger.metrics, champion) for c in compare.criteria)
-    not_significant = significance is not None and not significance.significant
-    passed = all(r.passed for r in results) and not not_significant
+    passed = all(r.passed for r in results) and all(s.significant for s in significance)
     created = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
     return Decision(
         model=model,
@@ -69,7 +73,8 @@ def decide(
         champion=champion,
         criteria=results,
         created_at=created.isoformat(timespec="seconds").replace("+00:00", "Z"),
-        significance=significance,
+        significance=tuple(significance),
+        notes=noise_notes(compare.criteria, results, significance),
         params_diff=params_diff(champion.params, challenger.params) if champion is not None else (),
     )
 
@@ -87,8 +92,7 @@ def _check_logged(criteria: Sequence[Criterion], challenger: Challenger, champio
     for criterion in criteria:
         if criterion.metric in logged:
             continue
-        close = difflib.get_close_matches(criterion.metric, sorted(logged), n=1)
-        hint = f"did you mean {close[0]!r}?" if close else f"logged: {', '.join(sorted(logged)) or 'nothing'}."
+        hint = did_you_mean(criterion.metric, logged) or f"logged: {', '.join(sorted(logged)) or 'nothing'}."
         who = "was logged by neither the challenger nor the champion" if champion is not None else \
             "was not logged by the challenger (and there is no champion yet)"
         raise DataError(f"compare.criteria: metric {criterion.metric!r} {who}; fix the name in ml.yaml or make "
@@ -96,7 +100,7 @@ def _check_logged(criteria: Sequence[Criterion], challenger: Challenger, champio
 
 
 def _summary(results: Sequence[CriterionResult], champion: Champion | None,
-             significance: SignificanceResult | None, compare: Compare) -> str:
+             significance: Sequence[SignificanceResult], compare: Compare) -> str:
     total = len(results)
     failed = [r.metric for r in results if not r.passed]
     against = f" against {champion.title}" if champion is not None else ""
@@ -110,6 +114,8 @@ def _summary(results: Sequence[CriterionResult], champion: Champion | None,
         text = "No champion yet (bootstrap), so only absolute thresholds apply. " + text
         if compare.significance is not None:
             text += " Significance was not tested: there is no champion to compare with."
-    elif significance is not None and not significance.significant:
-        text += f" It shows no significant improvement in {significance.metric} at alpha {fmt(significance.alpha)}."
+    else:
+        for s in significance:
+            if not s.significant:
+                text += f" It shows no significant improvement in {s.metric} at alpha {fmt(s.alpha)}."
     return text

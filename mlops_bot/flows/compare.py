@@ -1,10 +1,12 @@
 """`mlops-bot compare`: judge the challenger against the champion under ml.yaml's criteria.
 
 Offline (what-if): `--challenger-metrics A --champion-metrics B` compares two metrics files with ml.yaml's
-criteria (and significance, given both predictions files); no registry is opened. Otherwise the challenger is
-`--run ID` (default: the run `mlops-bot run` last produced here) and the champion is the model version behind
-`compare.champion.alias`; no champion yet is a bootstrap. Exit 0 when the verdict passes, 1 when it fails;
-`--json` prints the Decision, `--out FILE` writes the markdown report (atomically).
+criteria (and significance, given both predictions files); no registry is opened. `--challenger-metrics A`
+alone judges that file against the registry's champion (rescored if ml.yaml says so), as the online compare
+does. Otherwise the challenger is `--run ID` (default: the run `mlops-bot run` last produced here). The
+champion is the model version behind `compare.champion.alias`; no champion yet is a bootstrap. Exit 0 when
+the verdict passes, 1 when it fails; `--json` prints the Decision, `--out FILE` writes the markdown report
+(atomically).
 """
 
 from __future__ import annotations
@@ -15,21 +17,21 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from ..config.model import Compare, Config
+from ..config.model import Config
 from ..console import emit_json, log
-from ..decide.decision import Challenger, Champion, Decision, SignificanceResult
+from ..decide.decision import Challenger, Champion, Decision
 from ..decide.document import to_document
-from ..decide.significance import significance_of
 from ..decide.verdict import decide
-from ..errors import EXIT_NEGATIVE, EXIT_OK, DataError, UsageError
+from ..errors import EXIT_NEGATIVE, EXIT_OK, UsageError
 from ..events.bus import emit
 from ..events.event import model_subject
 from ..lifecycle.champion import challenger_from_run, earlier_champions, latest_run_id, resolve_champion
 from ..lifecycle.rescore import rescore
-from ..metrics.files import paired_scores, read_metrics, read_predictions
+from ..metrics.files import read_metrics
 from ..registry.base import Registry
 from ..report.markdown import Links, render_markdown
 from .project import Project
+from .significance import run_tests, with_noise_notes
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -48,14 +50,19 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace, project: Project) -> int:
     root, config = project.directory, project.config
     links = Links()
+    predictions = Predictions(_path(root, args.challenger_predictions), _path(root, args.champion_predictions))
     if args.challenger_metrics and args.champion_metrics:
         decision = compare_files(config, root / args.challenger_metrics, root / args.champion_metrics,
-                                 _path(root, args.challenger_predictions), _path(root, args.champion_predictions))
-    elif args.challenger_metrics or args.champion_metrics:
-        raise UsageError("offline compare needs both --challenger-metrics and --champion-metrics.")
+                                 predictions.challenger, predictions.champion)
+    elif args.champion_metrics:
+        raise UsageError("--champion-metrics needs --challenger-metrics: give the challenger's metrics file too, "
+                         "or neither to judge a tracking run.")
+    elif args.challenger_metrics:
+        path = root / args.challenger_metrics
+        challenger = Challenger(run_id=None, metrics=read_metrics(path, allow_nonfinite=True), source=str(path))
+        decision = judge(config, project.registry, challenger, predictions)
     else:
         registry = project.registry
-        predictions = Predictions(_path(root, args.challenger_predictions), _path(root, args.champion_predictions))
         decision = compare_registry(config, registry, args.run, predictions)
         links = _links(registry.tracking_uri, decision)
     return finish(decision, config, args, links)
@@ -69,8 +76,9 @@ def compare_files(config: Config, challenger_metrics: Path, champion_metrics: Pa
                             source=str(challenger_metrics))
     champion = Champion(version=None, run_id=None, metrics=read_metrics(champion_metrics, allow_nonfinite=True),
                         source=str(champion_metrics))
-    significance = significance_from_files(config.compare, champion, challenger_predictions, champion_predictions)
-    return decide(config.model.name, config.compare, challenger, champion, significance=significance, now=now)
+    tested = run_tests(config.compare, champion, challenger_predictions, champion_predictions)
+    decision = decide(config.model.name, config.compare, challenger, champion, significance=tested.gating, now=now)
+    return with_noise_notes(decision, config.compare, tested.informational)
 
 
 @dataclass(frozen=True)
@@ -89,48 +97,36 @@ def compare_registry(config: Config, registry: Registry, run_id: str | None,
     to the file the pipeline wrote; for another run they must be given. With `compare.rescore_champion`,
     the champion's model is scored again by the evaluation step on today's data (lifecycle/rescore.py).
     """
-    challenger_predictions, champion_predictions = predictions.challenger, predictions.champion
     run = registry.get_run(run_id or latest_run_id(config, registry))
-    challenger = challenger_from_run(run)
+    if predictions.challenger is None and run_id is None:
+        predictions = Predictions(workspace_predictions(config), predictions.champion)
+    return judge(config, registry, challenger_from_run(run), predictions, now)
+
+
+def judge(config: Config, registry: Registry, challenger: Challenger, predictions: Predictions = Predictions(),
+          now: datetime | None = None) -> Decision:
+    """`challenger` against the registered champion (rescored on today's data when ml.yaml says so)."""
     champion = resolve_champion(registry, config.model.name, config.compare.champion.alias)
     history = earlier_champions(registry, config.model.name, config.report.history, champion)
-    if challenger_predictions is None and run_id is None:
-        challenger_predictions = workspace_predictions(config)
+    champion_predictions = predictions.champion
     workdir = None
     try:
         if champion is not None and config.compare.rescore_champion:
             rescored = rescore(config, registry, champion)
             champion, workdir = rescored.champion, rescored.workdir
             champion_predictions = champion_predictions or rescored.predictions
-        significance = significance_from_files(config.compare, champion, challenger_predictions,
-                                               champion_predictions)
+        tested = run_tests(config.compare, champion, predictions.challenger, champion_predictions)
     finally:
         if workdir is not None:
             shutil.rmtree(workdir, ignore_errors=True)
-    decision = decide(config.model.name, config.compare, challenger, champion, significance=significance,
+    decision = decide(config.model.name, config.compare, challenger, champion, significance=tested.gating,
                       now=now).with_history(history)
+    decision = with_noise_notes(decision, config.compare, tested.informational)
     emit(config, "decision.made", model_subject(config.model.name), {
-        "model": config.model.name, "verdict": decision.verdict, "summary": decision.summary, "run_id": run.run_id,
-        "champion_version": champion.version if champion else None, "bootstrap": decision.bootstrap})
+        "model": config.model.name, "verdict": decision.verdict, "summary": decision.summary,
+        "run_id": challenger.run_id, "champion_version": champion.version if champion else None,
+        "bootstrap": decision.bootstrap})
     return decision
-
-
-def significance_from_files(compare: Compare, champion: Champion | None, challenger_predictions: Path | None,
-                            champion_predictions: Path | None) -> SignificanceResult | None:
-    """The configured test on both predictions files; never skipped silently when a champion exists."""
-    spec = compare.significance
-    if spec is None or champion is None:
-        return None
-    if challenger_predictions is None or champion_predictions is None:
-        missing = [flag for flag, path in (("--challenger-predictions", challenger_predictions),
-                                           ("--champion-predictions", champion_predictions)) if path is None]
-        raise DataError(f"compare.significance is configured but {' and '.join(missing)} "
-                        f"{'was' if len(missing) == 1 else 'were'} not given: the test needs both models' "
-                        "predictions on the same rows (or remove significance from ml.yaml).")
-    scores = paired_scores(read_predictions(challenger_predictions), read_predictions(champion_predictions),
-                           spec.metric)
-    direction = next((c.greater_is_better for c in compare.criteria if c.metric == spec.metric), True)
-    return significance_of(spec, scores, direction)
 
 
 def finish(decision: Decision, config: Config, args: argparse.Namespace, links: Links) -> int:

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from ..console import emit_json, log
 from ..errors import ConfigError
 from .project import Project
+
+if TYPE_CHECKING:
+    from ..config.model import Config
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -21,8 +25,29 @@ def main(args: argparse.Namespace, project: Project) -> int:
         if args.json:
             emit_json({"valid": False, "problems": [p._asdict() for p in exc.problems]})
         raise
+    notes = _noise(config)
+    for note in notes:
+        log(f"{path}: note: {note}")
     if args.json:
-        emit_json({"valid": True, "problems": [], "model": config.model.name, "steps": list(config.pipeline)})
+        emit_json({"valid": True, "problems": [], "model": config.model.name, "steps": list(config.pipeline),
+                   "notes": list(notes)})
     log(f"{path}: valid ({len(config.pipeline)} steps, {len(config.compare.criteria)} criteria, "
         f"{len(config.deploy)} deploy targets)")
     return 0
+
+
+def _noise(config: Config) -> tuple[str, ...]:
+    """Rules below what the last run's evaluation rows can resolve (nothing to say before a first run)."""
+    from ..decide.noise import resolution_notes
+    from ..errors import BotError
+    from ..metrics.predictions import read_predictions
+    from .compare import workspace_predictions
+
+    path = workspace_predictions(config)
+    if path is None:
+        return ()
+    try:
+        rows = len(read_predictions(path).ids)
+    except BotError:
+        return ()  # a broken predictions file is compare's to report
+    return resolution_notes(config.compare.criteria, rows)

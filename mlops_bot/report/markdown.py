@@ -26,6 +26,7 @@ from .sections import (
     Links,
     history_table,
     lineage_details,
+    noise_notes,
     params_table,
     significance_line,
     trend_charts,
@@ -71,7 +72,7 @@ def _render(decision: Decision, links: Links, history: int, chart: bool, budget:
     cap = history if budget.history is None else min(history, budget.history)
     blocks = [
         marker(decision.model), _verdict(decision), _table(decision), _reasons(decision.criteria),
-        significance_line(decision), trend_charts(decision, history) if chart else "",
+        significance_line(decision), noise_notes(decision), trend_charts(decision, history) if chart else "",
         params_table(decision, budget.params), lineage_details(decision, links), history_table(decision, history, cap),
         f"<sub>mlops-bot · {escape(decision.created_at)}</sub>",
     ]

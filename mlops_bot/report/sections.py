@@ -1,6 +1,6 @@
 """The report's secondary sections. Pure.
 
-One function a section, named for what it renders: `significance_line`, `trend_charts`, `params_table`,
+One function a section, named for what it renders: `significance_line`, `noise_notes`, `trend_charts`, `params_table`,
 `lineage_details`, `history_table`. markdown.py puts them in order under the verdict and the criteria table.
 
 Params, tags, metric names and everything else not of the bot's own words are escaped by escape.py (as prose,
@@ -16,9 +16,9 @@ from datetime import datetime, timezone
 from urllib.parse import quote
 
 from ..decide.decision import Decision
-from ..metrics.numbers import fmt
+from ..metrics.numbers import fmt, fmt_signed
 from ..support.urls import public_url, redact_text
-from .escape import cell, code, html
+from .escape import cell, code, html, paragraph
 from .escape import text as escape
 
 PASS, FAIL = "✅", "❌"
@@ -43,12 +43,31 @@ def omitted(count: int, what: str) -> str:
 
 
 def significance_line(decision: Decision) -> str:
-    s = decision.significance
-    if s is None:
+    """One line for one tested metric; a table (difference, interval, p, Holm-adjusted p, MDE) for several."""
+    tests = decision.significance
+    if not tests:
         return ""
-    mark = PASS if s.significant else FAIL
-    how = f" ({escape(s.method)})" if s.test == "paired_bootstrap" else ""
-    return f"**Significance**{how}: {mark} {escape(s.reason)}"
+    if len(tests) == 1:
+        s = tests[0]
+        return f"**Significance** ({escape(s.method)}): {PASS if s.significant else FAIL} {escape(s.reason)}"
+    level = fmt(100 * tests[0].level)
+    rows = [f"**Significance** (Holm-corrected over {len(tests)} metrics)", "",
+            f"| | metric | difference | {level}% interval | p | adjusted p | detectable (80% power) |",
+            "|---|---|---|---|---|---|---|"]
+    for s in tests:
+        interval = f"[{fmt_signed(s.ci_low)}, {fmt_signed(s.ci_high)}]" if s.ci_low is not None and \
+            s.ci_high is not None else "n/a"
+        rows.append(f"| {PASS if s.significant else FAIL} | {cell(s.metric)} | {fmt_signed(s.observed)} | {interval} "
+                    f"| {fmt(s.p_value, 3)} | {fmt(s.adjusted_p, 3)} | {fmt(s.mde, 3)} |")
+    return "\n".join(rows)
+
+
+def noise_notes(decision: Decision) -> str:
+    """Rules that ask for less than the evaluation rows can tell apart from chance (decide/noise.py)."""
+    if not decision.notes:
+        return ""
+    # each list item starts a paragraph of its own: "1." or ">" at its start must not open a block
+    return "**Noise**\n\n" + "\n".join(f"- {paragraph(note)}" for note in decision.notes)
 
 
 def trend_charts(decision: Decision, history: int) -> str:

@@ -54,8 +54,8 @@ def test_unknown_keys_suggest_the_right_one(project: Callable[[str], Path]) -> N
 
 def test_misspelt_enum_value_suggests(project: Callable[[str], Path]) -> None:
     [message] = problems_of(project(VALID.replace("test: mcnemar", "test: mcnemer")))
-    assert message == ("ml.yaml:23:42: compare.significance.test: 'mcnemer' is not one of 'paired_bootstrap', "
-                       "'mcnemar'; did you mean 'mcnemar'?")
+    assert message == ("ml.yaml:23:42: compare.significance.test: 'mcnemer' is not one of 'auto', "
+                       "'paired_bootstrap', 'mcnemar'; did you mean 'mcnemar'?")
 
 
 def test_wrong_types(project: Callable[[str], Path]) -> None:
@@ -65,11 +65,16 @@ def test_wrong_types(project: Callable[[str], Path]) -> None:
     assert "ml.yaml:21:37: compare.criteria[0].threshold: expected a number, got str 'high'" in messages
 
 
-@pytest.mark.parametrize("value", ["-0.1", ".nan", ".inf"])
-def test_negative_or_non_finite_thresholds(project: Callable[[str], Path], value: str) -> None:
+@pytest.mark.parametrize("value", [".nan", ".inf"])
+def test_non_finite_thresholds(project: Callable[[str], Path], value: str) -> None:
     [message] = problems_of(project(VALID.replace("threshold: 0.8", f"threshold: {value}")))
     assert message.startswith("ml.yaml:21:37: compare.criteria[0].threshold: ")
-    assert ("less than the minimum of 0" in message) or ("is not a finite number" in message)
+    assert "is not a finite number" in message
+
+
+def test_negative_thresholds_are_allowed_where_metrics_go_negative(project: Callable[[str], Path]) -> None:
+    config = load_config(project(VALID.replace("threshold: 0.8", "threshold: -0.35")), env={})
+    assert config.compare.criteria[0].threshold == -0.35  # R², neg_log_loss and the like
 
 
 def test_pipeline_cycle(project: Callable[[str], Path]) -> None:
@@ -123,11 +128,11 @@ def test_python_tags_are_refused(project: Callable[[str], Path]) -> None:
 
 def test_cli_prints_each_problem_and_exits_2(project: Callable[[str], Path],
                                              capsys: pytest.CaptureFixture[str]) -> None:
-    path = project(VALID.replace("threshold: 0.8", "threshold: -1").replace("dpes", "x"))
+    path = project(VALID.replace("min_absolute_change: 0.01", "min_absolute_change: -1").replace("dpes", "x"))
     code = main(["-C", str(path.parent), "validate"])
     err = capsys.readouterr().err
     assert code == 2
-    assert f"{path}:21:37: compare.criteria[0].threshold: -1 is less than the minimum of 0" in err
+    assert f"{path}:21:63: compare.criteria[0].min_absolute_change: -1 is less than the minimum of 0" in err
     assert "Traceback" not in err
 
 

@@ -99,10 +99,32 @@ def test_offline_bad_input(project: Path, capsys: pytest.CaptureFixture[str], fi
     assert message in err
 
 
-def test_offline_needs_both_files(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_champion_file_needs_a_challenger_file(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = compare(project, capsys, "--champion-metrics", "b.json")
     assert code == 2
-    assert "offline compare needs both --challenger-metrics and --champion-metrics" in err
+    assert "--champion-metrics needs --challenger-metrics" in err
+
+
+def test_a_challenger_file_alone_is_judged_against_the_registrys_champion(
+        project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    a = put(project, "a.json", '{"accuracy": 0.951, "latency_ms": 110}')
+    code, out, _ = compare(project, capsys, "--json", "--challenger-metrics", a)
+    assert (code, json.loads(out)["bootstrap"]) == (0, True)  # no champion yet: thresholds only, as online
+    store = LocalRegistry(project / ".mlops-bot")
+    try:
+        exp = store.get_or_create_experiment("iris")
+        r = store.create_run(exp.experiment_id)
+        store.log_batch(r.run_id, metrics={"accuracy": 0.95, "latency_ms": 100.0})
+        store.update_run(r.run_id, "FINISHED", end_time=r.start_time + 1)
+        store.get_or_create_registered_model("iris-classifier")
+        version = store.create_model_version("iris-classifier", f"runs:/{r.run_id}/model", r.run_id)
+        store.set_alias("iris-classifier", "champion", version.version)
+    finally:
+        store.close()
+    code, out, _ = compare(project, capsys, "--json", "--challenger-metrics", a)
+    doc = json.loads(out)
+    assert (code, doc["bootstrap"], doc["champion"]["version"]) == (1, False, version.version)
+    assert doc["criteria"][0]["reason"].endswith("+0.001 vs champion v1 (0.95), needs +0.005")
 
 
 def predictions(root: Path, name: str, right: list[bool]) -> str:
@@ -130,8 +152,9 @@ def test_offline_significance(project: Path, capsys: pytest.CaptureFixture[str],
     doc = json.loads(out)
     DECISION_VALIDATOR.validate(doc)
     assert result == code
-    assert doc["significance"]["significant"] is (code == 0)
-    assert doc["significance"]["n"] == 1000
+    (test,) = doc["significance"]
+    assert test["significant"] is (code == 0)
+    assert test["n"] == 1000
 
 
 def test_registry_mode_with_the_embedded_store(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -161,3 +184,39 @@ def test_registry_mode_with_the_embedded_store(project: Path, capsys: pytest.Cap
     assert doc["challenger"]["lineage"]["commit"] == "0123abcd" * 5
     assert [h["version"] for h in doc["history"]] == [version.version]
     assert doc["params_diff"] == [{"name": "C", "champion": "0.92", "challenger": "0.95"}]
+
+
+def test_several_metrics_are_tested_holm_corrected_and_noise_is_named(
+        project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (project / "ml.yaml").write_text(ML_YAML.replace(
+        "    - {metric: latency_ms, greater_is_better: false, max_regression: {relative: 0.1}}\n",
+        "    - {metric: f1_macro, min_absolute_change: 0.0001, significant: true}\n"
+    ) + "  significance: {metric: accuracy}\n", encoding="utf-8")
+    rng = random.Random(1)
+    labels = [rng.choice("abc") for _ in range(600)]
+    base = [t if rng.random() < 0.8 else rng.choice("abc") for t in labels]
+    ours = [t if rng.random() < 0.9 else p for t, p in zip(labels, base, strict=True)]
+    for name, guess in (("pa.csv", ours), ("pb.csv", base)):
+        put(project, name, "row_id,y_true,y_pred\n" + "".join(
+            f"{i},{t},{g}\n" for i, (t, g) in enumerate(zip(labels, guess, strict=True))))
+    a = put(project, "a.json", '{"accuracy": 0.95, "f1_macro": 0.95}')
+    b = put(project, "b.json", '{"accuracy": 0.9, "f1_macro": 0.9}')
+    args = ["--challenger-metrics", a, "--champion-metrics", b, "--challenger-predictions", "pa.csv",
+            "--champion-predictions", "pb.csv"]
+    code, out, _ = compare(project, capsys, "--json", *args)
+    doc = json.loads(out)
+    DECISION_VALIDATOR.validate(doc)
+    assert [t["metric"] for t in doc["significance"]] == ["accuracy", "f1_macro"]
+    assert all(t["adjusted_p"] >= t["p_value"] for t in doc["significance"])
+    assert code == (0 if all(t["significant"] for t in doc["significance"]) else 1)
+    assert any("min_absolute_change on f1_macro asks for 0.0001" in note for note in doc["notes"])
+    code, report, _ = compare(project, capsys, *args)
+    assert "**Significance** (Holm-corrected over 2 metrics)" in report and "**Noise**" in report
+    shuffled = (project / "pb.csv").read_text().splitlines()
+    header, rows = shuffled[0], [r.split(",") for r in shuffled[1:]]
+    truths = [r[1] for r in rows]
+    rng.shuffle(truths)
+    put(project, "pb.csv", "\n".join([header] + [",".join((r[0], t, r[2])) for r, t in zip(rows, truths,
+                                                                                          strict=True)]) + "\n")
+    code, _, err = compare(project, capsys, *args)
+    assert code == 3 and "give another y_true for" in err  # a champion file of other rows is refused, not paired

@@ -28,7 +28,7 @@ from tests.helpers.decisions import (
     sample_decision,
 )
 
-SIG = Significance("accuracy", test="paired_bootstrap", alpha=0.05)
+SIG = Significance(("accuracy",), test="paired_bootstrap", alpha=0.05)
 
 
 def significance(significant: bool) -> SignificanceResult:
@@ -61,7 +61,7 @@ def test_single_criterion_wording() -> None:
 def test_bootstrap_judges_thresholds_only_and_says_so() -> None:
     d = decide("m", compare_of(ACCURACY, LATENCY, significance=SIG),
                challenger({"accuracy": 0.92, "latency_ms": 900.0}), None, now=NOW)
-    assert (d.verdict, d.bootstrap, d.champion, d.significance) == ("pass", True, None, None)
+    assert (d.verdict, d.bootstrap, d.champion, d.significance) == ("pass", True, None, ())
     assert d.summary == ("No champion yet (bootstrap), so only absolute thresholds apply. The challenger passes all "
                          "2 criteria. Significance was not tested: there is no champion to compare with.")
     low = decide("m", compare_of(ACCURACY), challenger({"accuracy": 0.85}), None, now=NOW)
@@ -71,13 +71,13 @@ def test_bootstrap_judges_thresholds_only_and_says_so() -> None:
 
 def test_not_significant_improvement_fails() -> None:
     d = decide("m", compare_of(ACCURACY, significance=SIG), challenger({"accuracy": 0.95}),
-               champion({"accuracy": 0.94}), significance=significance(False), now=NOW)
+               champion({"accuracy": 0.94}), significance=(significance(False),), now=NOW)
     assert d.verdict == "fail"
     assert all(r.passed for r in d.criteria)
     assert d.summary == ("The challenger passes its criterion (accuracy) against champion v3. "
                          "It shows no significant improvement in accuracy at alpha 0.05.")
     ok = decide("m", compare_of(ACCURACY, significance=SIG), challenger({"accuracy": 0.95}),
-                champion({"accuracy": 0.94}), significance=significance(True), now=NOW)
+                champion({"accuracy": 0.94}), significance=(significance(True),), now=NOW)
     assert ok.verdict == "pass"
 
 
@@ -127,7 +127,7 @@ def test_json_round_trip_and_schema() -> None:
     d = decide("m", compare_of(ACCURACY, LATENCY, significance=SIG),
                challenger({"accuracy": math.nan, "latency_ms": math.inf}),
                champion({"accuracy": 0.9, "latency_ms": -math.inf}, rescored={"accuracy": 0.91}),
-               significance=significance(True), now=NOW)
+               significance=(significance(True),), now=NOW)
     doc = to_document(d)
     text = json.dumps(doc, allow_nan=False)  # strict JSON: non-finite values travel as strings
     jsonschema.validate(json.loads(text), DECISION_SCHEMA)
@@ -142,12 +142,12 @@ def test_json_round_trip_and_schema() -> None:
     (("verdict",), "passed", "verdict is 'passed', not one of pass, fail"),
     (("criteria", 0, "baseline"), "today", "baseline is 'today', not one of rescored, logged"),
     (("criteria", 0, "checks", 0, "rule"), "thresold", "rule is 'thresold', not one of threshold, "),
-    (("significance", "test"), "t_test", "significance test is 't_test', not one of paired_bootstrap, mcnemar"),
+    (("significance", 0, "test"), "t_test", "significance test is 't_test', not one of paired_bootstrap, mcnemar"),
 ])
 def test_a_name_outside_its_literal_type_is_not_a_decision(where: tuple[str | int, ...], value: str,
                                                            message: str) -> None:
     d = decide("m", compare_of(ACCURACY, significance=SIG), challenger({"accuracy": 0.95}),
-               champion({"accuracy": 0.9}), significance=significance(True), now=NOW)
+               champion({"accuracy": 0.9}), significance=(significance(True),), now=NOW)
     doc = json.loads(json.dumps(to_document(d)))
     node = doc
     for key in where[:-1]:

@@ -43,16 +43,18 @@ CASES = [
     (Criterion("loss", greater_is_better=False, min_relative_change=0.1), 0.27, 0.3, True,
      "-10% vs champion v3 (0.3), needs -10%"),
     (Criterion("margin", min_relative_change=0.1), -0.45, -0.5, True, "+10% vs champion v3 (-0.5), needs +10%"),
-    # zero baseline: the relative change is undefined
-    (Criterion("accuracy", min_relative_change=0.01), 0.5, 0.0, False,
-     "relative change from champion v3's accuracy of 0 is undefined and no min_absolute_change is set; "
-     "add one to judge this metric"),
-    (Criterion("accuracy", min_relative_change=0.01, min_absolute_change=0.1), 0.5, 0.0, True,
-     "+0.5 vs champion v3 (0), needs +0.1; relative change from champion v3's accuracy of 0 is undefined, "
-     "so min_absolute_change alone judges it"),
+    # zero baseline: any gain over 0 is an unbounded relative gain; no gain is none
+    (Criterion("accuracy", min_relative_change=0.01), 0.5, 0.0, True,
+     "0.5 vs champion v3 (0): better than 0 by any fraction, so the 1% needed is met"),
+    (Criterion("loss", greater_is_better=False, min_relative_change=0.5), -0.001, 0.0, True,
+     "-0.001 vs champion v3 (0): better than 0 by any fraction, so the 50% needed is met"),
+    (Criterion("accuracy", min_relative_change=0.01), 0.0, 0.0, False,
+     "0 is no better than champion v3 (0); a relative gain over 0 needs the challenger strictly better"),
+    (Criterion("loss", greater_is_better=False, min_relative_change=0.01), 0.2, 0.0, False,
+     "0.2 is worse than champion v3 (0); a relative gain over 0 needs the challenger strictly better"),
     (Criterion("accuracy", min_relative_change=0.01, min_absolute_change=0.1), 0.05, 0.0, False,
-     "+0.05 vs champion v3 (0), needs +0.1; relative change from champion v3's accuracy of 0 is undefined, "
-     "so min_absolute_change alone judges it"),
+     "+0.05 vs champion v3 (0), needs +0.1; 0.05 vs champion v3 (0): better than 0 by any fraction, so the "
+     "1% needed is met"),
     (Criterion("error_rate", greater_is_better=False, max_regression=Regression(relative=0.1)), 0.0, 0.0, True,
      "error_rate 0 is not worse than champion v3 (0)"),
     (Criterion("error_rate", greater_is_better=False, max_regression=Regression(relative=0.1)), 0.01, 0.0, False,

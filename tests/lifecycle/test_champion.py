@@ -103,7 +103,7 @@ def test_significance_without_champion_predictions_is_an_error(registry: Registr
                                                                tmp_path: Path) -> None:
     registry.set_alias(model, "champion", register(registry, model, {"accuracy": 0.90}, True))
     run_id = finished_run(registry, {"accuracy": 0.95})
-    config = make_config(compare_of(ACCURACY, significance=Significance("accuracy")), root=tmp_path, model=model)
+    config = make_config(compare_of(ACCURACY, significance=Significance(("accuracy",))), root=tmp_path, model=model)
     with pytest.raises(DataError, match="--challenger-predictions and --champion-predictions were not given"):
         compare_registry(config, registry, run_id, now=NOW)
     (tmp_path / "build").mkdir()

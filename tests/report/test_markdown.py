@@ -30,11 +30,11 @@ def test_failing_check_rescored_and_not_significant() -> None:
     decision = decide(
         "iris-classifier",
         compare_of(ACCURACY, LATENCY, Criterion("f1", min_relative_change=0.01),
-                   significance=Significance("accuracy", test="mcnemar")),
+                   significance=Significance(("accuracy",), test="mcnemar")),
         challenger({"accuracy": 0.9565, "latency_ms": 140.0, "f1": math.nan}, params={"C": "0.5"}),
         champion({"accuracy": 0.95, "latency_ms": 120.0, "f1": 0.9}, rescored={"accuracy": 0.913},
                  params={"C": "1.0"}, source="models:/iris-classifier@champion"),
-        significance=sig, now=NOW,
+        significance=(sig,), now=NOW,
     )
     assert decision.verdict == "fail"
     check_snapshot("fail.md", render_markdown(decision))
