@@ -32,7 +32,7 @@ def significance_problems(doc: Document, steps: dict[str, dict[str, Any]]) -> li
     if "metric" in block and "metrics" in block:
         problems.append(doc.problem(("compare", "significance", "metrics"), "give metric (one) or metrics "
                                     "(several), not both; move the metric into the metrics list", key=True))
-    named = {c.get("metric") for c in criteria}
+    named = {c["metric"] for c in criteria if isinstance(c.get("metric"), str)}  # the schema reports the rest
     listed = block.get("metrics") if isinstance(block.get("metrics"), list) else [block.get("metric")]
     for i, metric in enumerate(listed):
         if isinstance(metric, str) and metric not in named and not isinstance(block.get("greater_is_better"), bool):

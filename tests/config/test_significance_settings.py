@@ -74,3 +74,10 @@ def test_a_significance_block_must_name_something_to_test(project: Callable[[str
     [problem] = caught.value.problems
     assert (problem.line, problem.path) == (23, "compare.significance")
     assert problem.message.startswith("names no metric to test; add metric: NAME")
+
+
+def test_a_criterion_metric_of_the_wrong_type_is_a_schema_problem_not_a_crash(project: Callable[[str], Path]) -> None:
+    path = project(VALID.replace("- {metric: accuracy, threshold: 0.8", "- {metric: [accuracy], threshold: 0.8"))
+    with pytest.raises(ConfigError) as caught:  # found by the hypothesis strategy of test_fuzz.py
+        load_config(path, env={})
+    assert any(p.path == "compare.criteria[0].metric" for p in caught.value.problems)

@@ -285,9 +285,9 @@ def test_registry_names_and_directions() -> None:
 
 def test_ten_thousand_resamples_of_f1_macro_on_3000_rows_with_ten_classes() -> None:
     rows = classification(3000, 10, seed=11)
-    started = time.perf_counter()
+    started = time.process_time()  # CPU seconds (all threads): the engine's cost, whatever else the machine runs
     result = sig.test_metric(spec("f1_macro"), rows, "f1_macro", True)
-    elapsed = time.perf_counter() - started
+    elapsed = time.process_time() - started
     assert result.method == "BCa bootstrap, 10000 resamples, seed 0"
     assert elapsed < 5, elapsed  # about 0.6 s on one core
 

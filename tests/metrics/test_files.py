@@ -144,10 +144,10 @@ def test_an_alias_bomb_stops_at_the_limit_of_names(tmp_path: Path) -> None:
 def test_names_nest_at_most_64_levels(tmp_path: Path, name: str, text: str) -> None:
     metrics = read_metrics(write(tmp_path, "ok.json", '{"a": ' * 64 + "1" + "}" * 64))
     assert metrics == {".".join(["a"] * 64): 1.0}
-    start = time.perf_counter()
+    start = time.process_time()  # CPU seconds: what the reader costs, whatever else the machine runs
     with pytest.raises(DataError, match=r": metric a\.(a|b)\..* nests more than 64 levels deep\.$"):
         read_metrics(write(tmp_path, name, text))
-    assert time.perf_counter() - start < 1.0
+    assert time.process_time() - start < 1.0
 
 
 def test_a_name_the_system_refuses_is_a_data_error(tmp_path: Path) -> None:

@@ -43,10 +43,10 @@ def test_an_alias_bomb_stops_at_the_limit(tmp_path: Path) -> None:
     levels = ['a0: &a0 ["x","x","x","x","x","x","x","x","x"]']
     levels += [f"a{i}: &a{i} [" + ",".join([f"*a{i - 1}"] * 9) + "]" for i in range(1, 12)]
     (tmp_path / "params.yaml").write_text("seed: 1\n" + "\n".join(levels) + "\n")
-    start = time.perf_counter()
+    start = time.process_time()  # CPU seconds: what the reader costs, whatever else the machine runs
     with pytest.raises(UsageError, match=r"params.yaml:\d+:\d+: the document expands to more than 1000000 values"):
         cache.load_params(tmp_path, "params.yaml", STEPS)
-    assert time.perf_counter() - start < 2.0
+    assert time.process_time() - start < 2.0
 
 
 @pytest.mark.parametrize("name", ["dir", "p" * 300 + ".yaml"])
