@@ -1,18 +1,20 @@
 """`mlops-bot gate`: for release pipelines. Open (exit 0) only when the version about to ship is the
-champion - or, with --version, passed its recorded decision - was not rolled back, and carries every
-required tag; closed (exit 1) otherwise, saying why."""
+champion - or, with --version, passed its recorded decision - was not rolled back, carries every
+required tag and still has its model (its source, listed in its run's artifacts); closed (exit 1) otherwise,
+saying why."""
 
 from __future__ import annotations
 
 import argparse
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ..config.model import Config
 from ..console import emit_json, log
 from ..errors import EXIT_NEGATIVE, EXIT_OK, NotFound, UsageError
 from ..registry import alias_holder, tags
 from ..registry.base import ModelVersion, Registry
+from ..support.urls import redact
 from .project import Project
 
 
@@ -82,8 +84,43 @@ def check_gate(config: Config, registry: Registry, alias: str | None = None, ver
             target = registry.get_model_version(config.model.name, str(version))
         except NotFound:
             raise UsageError(f"--version {version}: {config.model.name} has no such version.") from None
-    return judge_gate(config.model.name, alias, target, holder.version if holder else None, bool(version),
-                      required or {})
+    result = judge_gate(config.model.name, alias, target, holder.version if holder else None, bool(version),
+                        required or {})
+    problem = source_problem(registry, target) if target is not None else None
+    if problem is None:
+        return result
+    reasons = (problem,) if result.is_open else (*result.reasons, problem)
+    return replace(result, is_open=False, reasons=reasons)
+
+
+def source_problem(registry: Registry, version: ModelVersion) -> str | None:
+    """Why the model of `version` cannot ship: its source is not a listable artifact of its run, or lists no
+    file. None when files are there. A server that cannot answer raises (the gate stays closed)."""
+    where = f"the source {redact(version.source)} of v{version.version}"
+    if not version.run_id:
+        return f"{where} names no run, so it cannot be listed"
+    try:
+        run = registry.get_run(version.run_id)
+    except NotFound:
+        return f"{where} cannot be listed: its run {version.run_id} is gone"
+    path = _artifact_path(version.source, run.run_id, run.artifact_uri)
+    if path is None:
+        return f"{where} is not in the artifacts of its run {run.run_id}, so it cannot be listed"
+    try:
+        files = registry.list_artifacts(run.run_id, path)
+    except (NotFound, UsageError) as exc:
+        return f"{where} cannot be listed: {exc}"
+    return None if files else f"{where} is missing or empty in run {run.run_id}"
+
+
+def _artifact_path(source: str, run_id: str, artifact_uri: str) -> str | None:
+    """The path of `source` inside the run's artifacts; None when it points elsewhere."""
+    for base in (artifact_uri.rstrip("/"), f"runs:/{run_id}"):
+        if source.rstrip("/") == base:
+            return ""
+        if source.startswith(base + "/"):
+            return source[len(base) + 1:]
+    return None
 
 
 def main(args: argparse.Namespace, project: Project) -> int:

@@ -6,13 +6,12 @@ per model (challenger, champion), one page of versions and at most `history` run
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
-from pathlib import Path
 
 from ..config.model import Config
 from ..decide.decision import Challenger, Champion, HistoryPoint
 from ..errors import DataError, NotFound
+from ..pipeline.lastrun import read_last_run, workspace_key
 from ..registry import tags
 from ..registry.base import ModelVersion, Registry, Run
 from ..support import state
@@ -31,7 +30,6 @@ _LINEAGE_TAGS = {
     tags.PIPELINE_KEY: "pipeline key",
     tags.REUSED_FROM: "reused from run",
 }
-_STATE_FILE = Path(state.STATE_DIR) / state.LAST_RUN_FILE
 
 
 def resolve_champion(registry: Registry, model: str, alias: str) -> Champion | None:
@@ -81,20 +79,25 @@ def shown(values: Mapping[str, str]) -> dict[str, str]:
 
 
 def latest_run_id(config: Config, registry: Registry) -> str:
-    """The run `mlops-bot run` last produced here (its state file), else the newest finished run of the
-    experiment."""
-    try:
-        doc = json.loads((config.root / _STATE_FILE).read_text(encoding="utf-8"))
-        if isinstance(doc, dict) and doc.get("tracking_uri") == registry.tracking_uri and doc.get("run_id"):
-            return str(doc["run_id"])
-    except (OSError, ValueError):
-        pass
+    """The run `mlops-bot run` last produced in this workspace (its record, when made against this tracking
+    store and experiment); else the newest FINISHED run the bot made of this workspace's pipeline (its pipeline
+    key tag, written only when a whole pipeline run is complete), never a run made by other code."""
+    state_dir = state.state_path(config.root)
+    last = read_last_run(state_dir)
+    if last is not None and last.belongs_to(config):
+        return last.run_id
+    key = workspace_key(config, state_dir)
+    if key is None:
+        raise DataError(f"no run of `mlops-bot run` is recorded in {config.root} and the pipeline key of the "
+                        "workspace cannot be computed; run `mlops-bot run` first or pass --run ID.")
     experiment = registry.get_or_create_experiment(config.tracking.experiment)
-    runs = registry.search_runs([experiment.experiment_id], "attributes.status = 'FINISHED'",
+    runs = registry.search_runs([experiment.experiment_id],
+                                f"tags.{tags.PIPELINE_KEY} = '{key}' and attributes.status = 'FINISHED'",
                                 ["attributes.start_time DESC"], max_results=1)
     if not runs:
-        raise DataError(f"no finished run in experiment {config.tracking.experiment!r} to compare; run "
-                        "`mlops-bot run` first or pass --run ID.")
+        raise DataError(f"no finished run of mlops-bot with this workspace's pipeline key ({key[:12]}) in "
+                        f"experiment {config.tracking.experiment!r} to compare; run `mlops-bot run` first or pass "
+                        "--run ID.")
     return runs[0].run_id
 
 

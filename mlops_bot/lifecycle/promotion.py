@@ -16,10 +16,11 @@ from typing import Literal
 from ..config.model import Config
 from ..console import log
 from ..decide.decision import Decision
+from ..errors import DataError
 from ..events.bus import emit
 from ..events.event import model_subject
 from ..registry import alias_holder, tags
-from ..registry.base import ModelVersion, Registry
+from ..registry.base import ModelVersion, Registry, Run
 from ..registry.lock import LockTimeout, registry_lock
 
 MODEL_ARTIFACT = "model"  # where the pipeline uploads config.model.artifact in the run
@@ -74,6 +75,7 @@ def register(config: Config, registry: Registry, decision: Decision, extra: Mapp
     if not run_id:
         raise ValueError("a decision made from metrics files has no run to register")
     run = registry.get_run(run_id)
+    check_complete(registry, run)
     registry.get_or_create_registered_model(config.model.name, f"Trained by mlops-bot from {config.path.name}.")
     lineage = lineage_tags(decision, run.tags, extra)
     description = f"{decision.summary}\nrun {run_id}, commit {lineage.get(tags.COMMIT, 'unknown')[:12]}"
@@ -87,6 +89,19 @@ def register(config: Config, registry: Registry, decision: Decision, extra: Mapp
         "model": config.model.name, "version": version.version, "run_id": run_id, "source": version.source,
         "verdict": decision.verdict})
     return registry.get_model_version(config.model.name, version.version)
+
+
+def check_complete(registry: Registry, run: Run) -> None:
+    """Only a finished, complete run is registered: FINISHED, with at least one file under its model artifact
+    (listed, not assumed). Raises DataError (exit 3) naming the run and what it lacks; called before anything
+    is registered."""
+    if run.status != "FINISHED":
+        raise DataError(f"run {run.run_id} is {run.status}, not FINISHED: only a finished run is promoted; wait "
+                        "for it to finish, or promote another run.")
+    if not registry.list_artifacts(run.run_id, MODEL_ARTIFACT):
+        raise DataError(f"run {run.run_id} has no model: its artifact '{MODEL_ARTIFACT}' is missing or empty; "
+                        "nothing was registered. Promote a run of `mlops-bot run` that uploaded "
+                        "model.artifact of ml.yaml.")
 
 
 def promote(config: Config, registry: Registry, version: ModelVersion, decision: Decision,

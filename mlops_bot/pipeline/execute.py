@@ -3,6 +3,8 @@
 Order of business: plan (which steps are stale and why); when something must run, reuse a finished run
 with the same pipeline key from the tracking server, else run the stale steps inside one tracking run.
 A fully cached pipeline names the run that holds its result, without opening the registry when it can.
+Before a run is opened, the experiment's artifact location is checked (pipeline/preflight): nothing trains
+for a run that could not upload. Every run opened here ends FINISHED, FAILED or KILLED (`_in_run`).
 """
 
 from __future__ import annotations
@@ -14,16 +16,18 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
+from typing import TypeVar
 
 from .. import __version__
 from ..config.model import Config, Step
 from ..console import log
-from ..errors import UsageError
+from ..errors import StepFailed, UsageError
 from ..events.bus import emit
 from ..registry import tags as names
 from ..registry.base import Registry, Run, RunStatus
 from ..support.environment import child_environment
 from ..support.paths import normalise, overlaps
+from ..support.processes import interrupts_held
 from ..support.state import RUN_LOCK_FILE, local_state_dir, state_path
 from . import dag, noop
 from .cache import (
@@ -42,6 +46,8 @@ from .hashing import Hasher
 from .result import PipelineResult, PipelineStepFailed, RunOptions, StepResult
 from .runner import Workspace, read_step_metrics, run_steps
 from .tracking import Tracker
+
+T = TypeVar("T")
 
 
 def run_pipeline(config: Config, registry: Registry | Callable[[], Registry],
@@ -156,7 +162,7 @@ class _Execution:
         if run_id is None:
             found = self.tracker.find_reusable(self.key)
             # Outs made elsewhere (committed, or a forgotten server): record them as a run of their own.
-            run_id = found.run_id if found else self._record(self.tracker.start(self._start_tags()))
+            run_id = found.run_id if found else self._record_cached()
             self.tracker.remember(self.key, run_id)
         self.result.run_id = run_id
         watched = [LOCK_FILE, *([self.config.params_file] if self.config.params_file else []), *self._outs()]
@@ -199,32 +205,53 @@ class _Execution:
             tags[names.PARTIAL] = "true"
         return tags
 
-    def _execute(self) -> None:
-        run_id = self.result.run_id = self.tracker.start(self._start_tags())
-        emit(self.config, "run.started", f"runs/{run_id}", {"model": self.config.model.name, "run_id": run_id,
-                                                            "steps": self.selected, "pipeline_key": self.key})
+    def _in_run(self, body: Callable[[str], T]) -> T:
+        """Opens a run and hands it to `body`; whatever escapes ends the run KILLED (a signal) or FAILED.
+        A signal while the run is being created waits until its id is known."""
+        run_id: str | None = None
         try:
-            failure = run_steps(self.ws, self.selected, self.graph, self._env_of(run_id), self.result.steps)
-            for cached in (s.name for s in self.result.steps if s.status == "cached"):
-                emit(self.config, "step.cached", f"steps/{cached}", {"model": self.config.model.name,
-                                                                     "step": cached, "run_id": run_id})
-            if failure is None:
-                self.result.metrics = self._metrics()
-                self._record(run_id)
+            with interrupts_held():
+                run_id = self.result.run_id = self.tracker.start(self._start_tags())
+            return body(run_id)
         except KeyboardInterrupt:
-            self._end_quietly(run_id, "KILLED")
+            if run_id is not None:
+                self._end_quietly(run_id, "KILLED")
             raise
         except BaseException:
-            self._end_quietly(run_id, "FAILED")
+            if run_id is not None:
+                self._end_quietly(run_id, "FAILED")
             raise
+
+    def _record_cached(self) -> str:
+        self.tracker.check_artifacts()
+        return self._in_run(self._record)
+
+    def _execute(self) -> None:
+        self.tracker.check_artifacts()  # before the first step: never train for nothing
+        failure = self._in_run(self._run_and_record)
         if failure is not None:
-            self._end_quietly(run_id, "FAILED")
             raise PipelineStepFailed(failure, self._done())
-        if self.key is not None:
+        run_id = self.result.run_id
+        if self.key is not None and run_id is not None:
             self.tracker.remember(self.key, run_id)
         emit(self.config, "run.finished", f"runs/{run_id}", {"model": self.config.model.name, "run_id": run_id,
                                                              "status": "FINISHED", "metrics": self.result.metrics,
                                                              "pipeline_key": self.key})
+
+    def _run_and_record(self, run_id: str) -> StepFailed | None:
+        """The stale steps in the run; the run is recorded and FINISHED, or FAILED with the first failure."""
+        emit(self.config, "run.started", f"runs/{run_id}", {"model": self.config.model.name, "run_id": run_id,
+                                                            "steps": self.selected, "pipeline_key": self.key})
+        failure = run_steps(self.ws, self.selected, self.graph, self._env_of(run_id), self.result.steps)
+        for cached in (s.name for s in self.result.steps if s.status == "cached"):
+            emit(self.config, "step.cached", f"steps/{cached}", {"model": self.config.model.name,
+                                                                 "step": cached, "run_id": run_id})
+        if failure is not None:
+            self._end_quietly(run_id, "FAILED")
+            return failure
+        self.result.metrics = self._metrics()
+        self._record(run_id)
+        return None
 
     def _env_of(self, run_id: str) -> Callable[[Step], dict[str, str]]:
         # A step sees no secret of the job (support/environment), and logs to our run, whatever MLFLOW_RUN_ID says.
@@ -243,9 +270,11 @@ class _Execution:
         return run_id
 
     def _end_quietly(self, run_id: str, status: RunStatus) -> None:
+        """Marks the run ended first (a second Ctrl-C waits for it), then records the event."""
+        with interrupts_held():
+            try:
+                self.tracker.end(run_id, status)
+            except Exception as exc:  # the original failure matters more than a failed status update
+                log(f"mlops-bot: warning: could not mark run {run_id} {status}: {exc}")
         emit(self.config, "run.finished", f"runs/{run_id}", {"model": self.config.model.name, "run_id": run_id,
                                                              "status": status})
-        try:
-            self.tracker.end(run_id, status)
-        except Exception as exc:  # the original failure matters more than a failed status update
-            log(f"mlops-bot: warning: could not mark run {run_id} {status}: {exc}")

@@ -14,17 +14,17 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Mapping
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 from ..config.model import Config
 from ..console import log
 from ..errors import InvalidParameter, NotFound
 from ..registry import tags as names
-from ..registry.base import Registry, Run, RunStatus
-from ..support.files import write_atomic
+from ..registry.base import Experiment, Registry, Run, RunStatus
 from ..support.paths import normalise
-from ..support.state import LAST_RUN_FILE
-from ..support.urls import redact
+from .lastrun import LastRun, read_last_run, write_last_run
+from .preflight import check_artifact_location
 
 MODEL_ARTIFACT = "model"
 OUTS_ARTIFACT = "outs"
@@ -52,6 +52,21 @@ def _stage(root: Path, paths: Iterable[str], dest: Path) -> None:
             _link_or_copy(str(src), str(dst))
 
 
+def param_clash(key: str, logged: str, ours: str, source: str) -> str:
+    """The one warning line for a param the run already holds with another value."""
+    same = _same_number(logged, ours)
+    return (f"mlops-bot: warning: param '{key}' kept as the run has it, {logged!r}; {source} says {ours!r}"
+            + ("; equal as numbers, only the spelling differs." if same else
+               "; a step logged it with another value: fix the step or the params file."))
+
+
+def _same_number(a: str, b: str) -> bool:
+    try:
+        return Decimal(a.strip()) == Decimal(b.strip())
+    except (InvalidOperation, ValueError):
+        return False
+
+
 def _param_text(value: object) -> str:
     # str() as mlflow.log_param does, so training code that logs the same param does not conflict.
     return value if isinstance(value, str) else json.dumps(value) if isinstance(value, (dict, list)) else str(value)
@@ -65,7 +80,7 @@ class Tracker:
         self._registry = None if callable(registry) else registry
         self._open = registry if callable(registry) else None
         self.state_dir = state_dir
-        self._experiment_id: str | None = None
+        self._experiment: Experiment | None = None
 
     @property
     def registry(self) -> Registry:
@@ -76,16 +91,28 @@ class Tracker:
         return self._registry
 
     @property
+    def experiment(self) -> Experiment:
+        if self._experiment is None:
+            self._experiment = self.registry.get_or_create_experiment(self.config.tracking.experiment)
+        return self._experiment
+
+    @property
     def experiment_id(self) -> str:
-        if self._experiment_id is None:
-            self._experiment_id = self.registry.get_or_create_experiment(self.config.tracking.experiment).experiment_id
-        return self._experiment_id
+        return self.experiment.experiment_id
+
+    @property
+    def embedded(self) -> bool:
+        return self.config.tracking.uri.strip() in ("", "local")
+
+    def check_artifacts(self) -> None:
+        """Before the first step: UsageError when the run's artifacts could not be uploaded (pipeline/preflight)."""
+        check_artifact_location(self.experiment, self.embedded)
 
     def step_env(self, run_id: str) -> dict[str, str]:
         env = {"MLFLOW_TRACKING_URI": self.registry.tracking_uri,
                "MLFLOW_EXPERIMENT_NAME": self.config.tracking.experiment}
         # The embedded store gives steps a separate mlflow store where our run id does not exist.
-        if self.config.tracking.uri.strip() not in ("", "local"):
+        if not self.embedded:
             env["MLFLOW_RUN_ID"] = run_id
         return env
 
@@ -109,12 +136,24 @@ class Tracker:
         self.end(run_id, "FINISHED")
 
     def _log_params(self, run_id: str, params: Mapping[str, object]) -> None:
-        if not params:
+        """A param the step's own mlflow code logged with another value makes MLflow refuse the whole batch:
+        then the params the run lacks are logged, and each clash is reported once."""
+        texts = {k: _param_text(v) for k, v in params.items()}
+        if not texts:
             return
         try:
-            self.registry.log_batch(run_id, params={k: _param_text(v) for k, v in params.items()})
-        except InvalidParameter as exc:  # the step's own mlflow code logged one with another value
-            log(f"mlops-bot: warning: params not logged, the run already has different values: {exc.detail}")
+            self.registry.log_batch(run_id, params=texts)
+            return
+        except InvalidParameter:
+            logged = self.registry.get_run(run_id).params
+        for key in sorted(k for k in texts if k in logged and logged[k] != texts[k]):
+            log(param_clash(key, logged[key], texts[key], self.config.params_file or "the params file"))
+        missing = {k: v for k, v in texts.items() if k not in logged}
+        try:
+            if missing:
+                self.registry.log_batch(run_id, params=missing)
+        except InvalidParameter as exc:  # logged meanwhile by something else still running
+            log(f"mlops-bot: warning: params {', '.join(sorted(missing))} not logged: {exc.detail}")
 
     def upload(self, run_id: str, outs: Iterable[str]) -> None:
         """Outs go under outs/<path>; a model directory goes only under model/ (no second copy)."""
@@ -174,18 +213,13 @@ class Tracker:
 
     # the last run, so a no-op `run` can name it without asking the server
     def remembered(self, pipeline_key: str) -> str | None:
-        try:
-            doc = json.loads((self.state_dir / LAST_RUN_FILE).read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+        last = read_last_run(self.state_dir)
+        if last is None or last.pipeline_key != pipeline_key or not last.belongs_to(self.config):
             return None
-        same = isinstance(doc, dict) and doc.get("pipeline_key") == pipeline_key \
-            and doc.get("tracking") == [redact(self.config.tracking.uri), self.config.tracking.experiment]
-        return str(doc["run_id"]) if same else None
+        return last.run_id
 
     def remember(self, pipeline_key: str, run_id: str) -> None:
-        doc = {"pipeline_key": pipeline_key, "run_id": run_id,
-               "tracking": [redact(self.config.tracking.uri), self.config.tracking.experiment]}  # no password
-        write_atomic(self.state_dir / LAST_RUN_FILE, json.dumps(doc, indent=1))
+        write_last_run(self.state_dir, LastRun.of(self.config, pipeline_key, run_id))
 
 
 def _replace(src: Path, dst: Path) -> None:

@@ -133,6 +133,10 @@ class Registry(Protocol):
     def download_artifacts(self, run_id: str, artifact_path: str, dest: Path) -> Path:
         """Copies the run's artifact file or directory under `dest`; returns the local path."""
         ...
+    def list_artifacts(self, run_id: str, artifact_path: str = "") -> list[str]:
+        """Every file below the run's artifact directory `artifact_path`, as paths relative to it ('/'-separated,
+        sorted); [] when that is no directory or holds no file. An unknown run is NotFound."""
+        ...
 
     # registry
     def get_or_create_registered_model(self, name: str, description: str = "") -> RegisteredModel: ...

@@ -1,6 +1,7 @@
 """Child processes of the user's commands (pipeline steps, deploy commands): each starts in its own process
 group, its output is shown line by line behind a prefix while the last lines are kept, and a timeout or
-Ctrl-C stops the whole group (SIGTERM, then SIGKILL after a grace), grandchildren included.
+Ctrl-C stops the whole group (SIGTERM, then SIGKILL after a grace), grandchildren included. `interrupts_held`
+keeps a short piece of bookkeeping from being cut by a signal.
 """
 
 from __future__ import annotations
@@ -12,9 +13,10 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import FrameType
 from typing import IO
 
 TERM_GRACE_S = 5.0  # between SIGTERM and SIGKILL
@@ -91,18 +93,43 @@ def _wait(proc: subprocess.Popen[bytes], timeout: float | None, heartbeat: Heart
         raise
 
 
+@contextlib.contextmanager
+def interrupts_held() -> Iterator[None]:
+    """SIGINT and SIGTERM wait until the block is done, then arrive as they would have (the first one, through
+    the handler that was in place): a short bookkeeping call, such as marking a run KILLED after the first
+    Ctrl-C, is not cut in half by a second one or by CI's follow-up SIGTERM. Main thread only."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    pending: list[int] = []
+
+    def hold(signum: int, frame: FrameType | None) -> None:
+        pending.append(signum)
+
+    previous = {sig: signal.signal(sig, hold) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, signal.SIG_DFL if handler is None else handler)
+        if pending:
+            signal.raise_signal(pending[0])
+
+
 def kill_group(proc: subprocess.Popen[bytes]) -> None:
     """SIGTERM the child's whole process group; SIGKILL whatever is left of it after the grace, even when
-    the child itself has exited (a grandchild may ignore SIGTERM). Safe when all of it is gone already."""
-    _signal_group(proc.pid, signal.SIGTERM)
-    deadline = time.monotonic() + TERM_GRACE_S
-    while time.monotonic() < deadline:
-        if proc.poll() is not None and not _group_alive(proc.pid):
-            return
-        time.sleep(0.05)
-    _signal_group(proc.pid, signal.SIGKILL)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.wait(timeout=1.0)
+    the child itself has exited (a grandchild may ignore SIGTERM). Safe when all of it is gone already.
+    A second Ctrl-C (or CI's SIGTERM after its SIGINT) waits until the group is gone: it must not leave it alive."""
+    with interrupts_held():
+        _signal_group(proc.pid, signal.SIGTERM)
+        deadline = time.monotonic() + TERM_GRACE_S
+        while time.monotonic() < deadline:
+            if proc.poll() is not None and not _group_alive(proc.pid):
+                return
+            time.sleep(0.05)
+        _signal_group(proc.pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=1.0)
 
 
 def _signal_group(pgid: int, sig: signal.Signals) -> None:

@@ -9,10 +9,12 @@ import pytest
 
 from mlops_bot.config.model import Config
 from mlops_bot.deploy import DeployFailed
+from mlops_bot.errors import NotFound
 from mlops_bot.flows.compare import compare_registry
 from mlops_bot.flows.promote import promote_flow
 from mlops_bot.registry import open_registry, tags
-from mlops_bot.registry.base import Registry
+from mlops_bot.registry.base import Registry, RunStatus
+from mlops_bot.registry.local.store import LocalRegistry
 from tests.helpers.projects import LOCAL, promote_run
 from tests.helpers.registries import make_run
 
@@ -100,3 +102,41 @@ def test_promote_command_exit_codes(project: Callable[..., Config], tmp_path: Pa
     assert main(["-C", str(config.root), "promote", "--run", strong, "--json"]) == 0
     assert main(["-C", str(config.root), "promote", "--run", weak]) == 1
     assert '"promoted": true' in capsys.readouterr().out
+
+
+def incomplete_run(registry: Registry, config: Config, status: RunStatus, model: str | None) -> str:
+    """A run with passing metrics, ended with `status`; `model`: "file" uploads one, "empty" leaves an empty
+    model directory in the embedded store, None uploads nothing."""
+    experiment = registry.get_or_create_experiment(config.tracking.experiment)
+    run = registry.create_run(experiment.experiment_id, "incomplete", {"mlflow.source.git.commit": "c0ffee"})
+    registry.log_batch(run.run_id, metrics={"accuracy": 0.9})
+    if model == "file":
+        (config.root / "m").mkdir(exist_ok=True)
+        (config.root / "m" / "model.txt").write_text("weights\n")
+        registry.upload_artifacts(run.run_id, config.root / "m", "model")
+    elif model == "empty":
+        assert isinstance(registry, LocalRegistry)
+        (registry.artifact_root / run.run_id / "model").mkdir(parents=True)
+    if status != "RUNNING":
+        registry.update_run(run.run_id, status)
+    return run.run_id
+
+
+@pytest.mark.parametrize(("status", "model", "said"), [
+    ("RUNNING", "file", "is RUNNING, not FINISHED"),
+    ("FAILED", "file", "is FAILED, not FINISHED"),
+    ("FINISHED", None, "has no model: its artifact 'model' is missing or empty"),
+    ("FINISHED", "empty", "has no model: its artifact 'model' is missing or empty"),
+])
+def test_only_a_finished_complete_run_is_promoted(project: Callable[..., Config], status: RunStatus,
+                                                  model: str | None, said: str,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    from mlops_bot.cli import main
+
+    config = project(deploy="")
+    registry = open_registry("local", config.root)
+    run_id = incomplete_run(registry, config, status, model)
+    assert main(["-C", str(config.root), "promote", "--run", run_id]) == 3
+    assert f"run {run_id} {said}" in capsys.readouterr().err
+    with pytest.raises(NotFound):  # nothing half-registered: not even the registered model
+        registry.get_registered_model(config.model.name)

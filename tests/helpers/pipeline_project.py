@@ -12,6 +12,7 @@ import shlex
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 from mlops_bot.config import load_config
@@ -112,3 +113,14 @@ def cli(project: Path, *args: str, counter: Path | None = None) -> subprocess.Co
     env = {**os.environ, **({COUNTER_ENV: str(counter)} if counter else {})}
     return subprocess.run([sys.executable, "-m", "mlops_bot", "-C", str(project), "run", *args], env=env,
                           capture_output=True, text=True, timeout=120, check=False)
+
+def run_until(project: Path, marker: Path) -> subprocess.Popen[str]:
+    """`mlops-bot -C PROJECT run` in the background, returned once a step has written `marker` (its pid)."""
+    proc = subprocess.Popen([sys.executable, "-m", "mlops_bot", "-C", str(project), "run"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not marker.exists() and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    assert marker.exists(), proc.communicate()[1]
+    time.sleep(0.2)  # let the step settle into its work
+    return proc

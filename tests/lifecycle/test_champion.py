@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -13,6 +13,8 @@ from mlops_bot.config.model import Significance
 from mlops_bot.errors import DataError
 from mlops_bot.flows.compare import compare_registry
 from mlops_bot.lifecycle.champion import PROMOTED_TAG, earlier_champions, latest_run_id, resolve_champion
+from mlops_bot.pipeline.lastrun import LastRun, workspace_key, write_last_run
+from mlops_bot.registry import tags
 from mlops_bot.registry.base import Registry
 from tests.helpers.decisions import ACCURACY, LATENCY, NOW, compare_of, make_config
 
@@ -80,22 +82,24 @@ def test_earlier_champions_and_verdict(registry: Registry, model: str, tmp_path:
     assert [h.version for h in decision.history] == [v1, v3]
 
 
-def test_latest_run_is_the_remembered_one_else_the_newest(registry: Registry, tmp_path: Path,
-                                                          unique: Callable[[str], str]) -> None:
+def test_latest_run_is_the_remembered_one_else_the_bots_newest(registry: Registry, tmp_path: Path,
+                                                               unique: Callable[[str], str]) -> None:
     experiment = unique("exp")
     config = make_config(compare_of(ACCURACY), root=tmp_path)
-    config = type(config)(**{**config.__dict__, "tracking": type(config.tracking)("local", experiment)})
-    with pytest.raises(DataError, match=f"no finished run in experiment '{experiment}' to compare"):
+    config = replace(config, tracking=replace(config.tracking, experiment=experiment))
+    with pytest.raises(DataError, match=f"pipeline key .* in experiment '{experiment}' to compare"):
         latest_run_id(config, registry)
-    first = finished_run(registry, {"accuracy": 0.9}, experiment=experiment)
+    key = workspace_key(config, tmp_path / ".mlops-bot")
+    assert key is not None
+    first = finished_run(registry, {"accuracy": 0.9}, tags={tags.PIPELINE_KEY: key}, experiment=experiment)
     time.sleep(0.01)  # distinct start times (ms) order the runs
-    newest = finished_run(registry, {"accuracy": 0.91}, experiment=experiment)
+    newest = finished_run(registry, {"accuracy": 0.91}, tags={tags.PIPELINE_KEY: key}, experiment=experiment)
+    time.sleep(0.01)
+    finished_run(registry, {"accuracy": 0.99}, experiment=experiment)  # a notebook's: never picked
     assert latest_run_id(config, registry) == newest
-    state = tmp_path / ".mlops-bot" / "last-run.json"
-    state.parent.mkdir()
-    state.write_text(json.dumps({"run_id": first, "tracking_uri": registry.tracking_uri}), encoding="utf-8")
+    write_last_run(tmp_path / ".mlops-bot", LastRun.of(config, key, first))
     assert latest_run_id(config, registry) == first
-    state.write_text(json.dumps({"run_id": first, "tracking_uri": "elsewhere"}), encoding="utf-8")
+    write_last_run(tmp_path / ".mlops-bot", LastRun(first, key, "http://elsewhere", experiment))
     assert latest_run_id(config, registry) == newest  # remembered by another store: not ours
 
 
@@ -110,8 +114,6 @@ def test_significance_without_champion_predictions_is_an_error(registry: Registr
     (tmp_path / "build" / "predictions.csv").write_text("row_id,y_true,y_pred\n1,a,a\n", encoding="utf-8")
     with pytest.raises(DataError, match="--challenger-predictions and --champion-predictions were not given"):
         compare_registry(config, registry, run_id, now=NOW)  # another run's predictions are not the workspace's
-    state = tmp_path / ".mlops-bot" / "last-run.json"
-    state.parent.mkdir()
-    state.write_text(json.dumps({"run_id": run_id, "tracking_uri": registry.tracking_uri}), encoding="utf-8")
+    write_last_run(tmp_path / ".mlops-bot", LastRun.of(config, "k", run_id))
     with pytest.raises(DataError, match="but --champion-predictions was not given"):
         compare_registry(config, registry, None, now=NOW)

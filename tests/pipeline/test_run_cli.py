@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import json
 import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from mlops_bot.pipeline.cache import read_lock
 from mlops_bot.registry import open_registry
-from tests.helpers.pipeline_project import cli, executions
+from tests.helpers.pipeline_project import cli, executions, run_until
 
 
 def test_run_json_then_cached(project: Path, counter: Path) -> None:
@@ -78,13 +75,7 @@ def test_interrupt_kills_the_step_and_records_nothing_half_done(project: Path, t
                                                                 sig: signal.Signals) -> None:
     marker = tmp_path / "child.pid"
     (project / "train.py").write_text(SLOW_TRAIN.format(marker=marker))
-    proc = subprocess.Popen([sys.executable, "-m", "mlops_bot", "-C", str(project), "run"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 60
-    while not marker.exists() and time.monotonic() < deadline and proc.poll() is None:
-        time.sleep(0.05)
-    assert marker.exists(), proc.communicate()[1]
-    time.sleep(0.2)
+    proc = run_until(project, marker)
     proc.send_signal(sig)
     _, stderr = proc.communicate(timeout=30)
     assert proc.returncode == 130, stderr

@@ -147,6 +147,27 @@ def test_artifacts_round_trip(registry: Registry, unique: Names, tmp_path: Path)
         registry.upload_artifacts(run.run_id, source, "../escape")
 
 
+def test_list_artifacts(registry: Registry, unique: Names, tmp_path: Path) -> None:
+    exp = registry.get_or_create_experiment(unique("exp"))
+    run = registry.create_run(exp.experiment_id)
+    assert registry.list_artifacts(run.run_id, "model") == []
+    assert registry.list_artifacts(run.run_id) == []
+    source = tmp_path / "model"
+    (source / "sub" / "deeper").mkdir(parents=True)
+    for relative in ("model.pkl", "sub/conf.json", "sub/deeper/with space.txt"):
+        (source / relative).write_bytes(b"x")
+    registry.upload_artifacts(run.run_id, source, "model")
+    registry.upload_artifacts(run.run_id, source / "model.pkl", "extra")
+    assert registry.list_artifacts(run.run_id, "model") == ["model.pkl", "sub/conf.json", "sub/deeper/with space.txt"]
+    assert registry.list_artifacts(run.run_id, "model/sub") == ["conf.json", "deeper/with space.txt"]
+    assert registry.list_artifacts(run.run_id) == ["extra/model.pkl", "model/model.pkl", "model/sub/conf.json",
+                                                   "model/sub/deeper/with space.txt"]
+    assert registry.list_artifacts(run.run_id, "absent") == []
+    assert registry.list_artifacts(run.run_id, "model/model.pkl") == []  # a file is no directory
+    with pytest.raises(NotFound):
+        registry.list_artifacts("0" * 32, "model")
+
+
 def test_registered_models_and_versions(registry: Registry, unique: Names) -> None:
     exp = registry.get_or_create_experiment(unique("exp"))
     runs = [finished_run(registry, exp.experiment_id) for _ in range(2)]

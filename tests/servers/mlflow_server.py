@@ -16,6 +16,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -88,15 +89,17 @@ def server_env() -> dict[str, str]:
     return env
 
 
-def start(root: Path) -> MlflowServer:
+def start(root: Path, artifacts: Sequence[str] | None = None) -> MlflowServer:
+    """`artifacts`: the server's artifact options instead of proxied artifacts under `root/artifacts`,
+    e.g. `["--no-serve-artifacts", "--default-artifact-root", "file:///elsewhere"]`."""
     root.mkdir(parents=True, exist_ok=True)
     port = free_port()
     log_path = root / "server.log"
     cmd = [
         mlflow_executable(), "server",
         "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
-        "--artifacts-destination", str(root / "artifacts"),
-        "--serve-artifacts",
+        *(["--artifacts-destination", str(root / "artifacts"), "--serve-artifacts"] if artifacts is None
+          else artifacts),
         "--host", "127.0.0.1", "--port", str(port),
         "--workers", "1",
     ]

@@ -179,6 +179,13 @@ class LocalRegistry(LocalModels):
             raise self._db.error(NotFound, f"run {run_id} has no artifact {artifact_path or '(root)'}")
         return target
 
+    def list_artifacts(self, run_id: str, artifact_path: str = "") -> list[str]:
+        self.get_run(run_id)
+        source = self.artifact_root.joinpath(run_id, *artifact_parts(artifact_path))
+        if not source.is_dir():
+            return []
+        return sorted(p.relative_to(source).as_posix() for p in source.rglob("*") if p.is_file())
+
     # locks
 
     def try_lock(self, name: str, owner: str, ttl_ms: int) -> str:

@@ -105,6 +105,10 @@ class ProxiedArtifacts:
             received += self._get(run_id, (*parts, *item.parts), file, item.size, received)
         return target
 
+    def list_files(self, run_id: str, artifact_path: str = "") -> list[str]:
+        """Every file below the directory `artifact_path` (relative to it); [] when it is no directory."""
+        return ["/".join(item.parts) for item in self._list(run_id, artifact_parts(artifact_path)) or ()]
+
     def _listing_url(self, run_id: str, parts: tuple[str, ...]) -> str:
         path = "/".join((self._root(run_id), *parts))
         return f"{self._http.display}{ARTIFACTS_API}?path={quote(path, safe='/')}"

@@ -180,6 +180,9 @@ class MlflowRegistry(MlflowModels):
     def download_artifacts(self, run_id: str, artifact_path: str, dest: Path) -> Path:
         return self._files.download(run_id, artifact_path, dest)
 
+    def list_artifacts(self, run_id: str, artifact_path: str = "") -> list[str]:
+        return self._files.list_files(run_id, artifact_path)
+
     # polling
 
     def poll_experiment_ids(self) -> list[str]:
