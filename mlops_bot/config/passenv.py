@@ -13,13 +13,11 @@ from .source import Document, YamlPath
 def pass_env_problems(doc: Document) -> list[Problem]:
     pipeline = doc.data.get("pipeline")
     deploy = doc.data.get("deploy")
-    owners: list[tuple[YamlPath, Any]] = []
-    if isinstance(pipeline, dict):
-        owners += [(("pipeline", name), step) for name, step in pipeline.items()]
-    if isinstance(deploy, list):
-        owners += [(("deploy", i), target) for i, target in enumerate(deploy)]
-    secrets = {t["secret_env"] for t in deploy or () if isinstance(t, dict) and isinstance(t.get("secret_env"), str)} \
-        if isinstance(deploy, list) else set()
+    targets = deploy if isinstance(deploy, list) else []
+    steps = pipeline.items() if isinstance(pipeline, dict) else ()
+    owners: list[tuple[YamlPath, Any]] = [(("pipeline", name), step) for name, step in steps]
+    owners += [(("deploy", i), target) for i, target in enumerate(targets)]
+    secrets = {t["secret_env"] for t in targets if isinstance(t, dict) and isinstance(t.get("secret_env"), str)}
     problems = []
     for where, owner in owners:
         names = owner.get("pass_env") if isinstance(owner, dict) else None

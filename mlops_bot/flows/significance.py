@@ -80,7 +80,7 @@ def _informational(compare: Compare, spec: Significance | None, rows: PairedRows
                    tested: set[str]) -> tuple[SignificanceResult, ...]:
     from ..decide.significance import test_metric
 
-    settings = spec or Significance(metrics=("",))
+    settings = spec or Significance(metrics=())  # the defaults; each test names its own metric below
     found = []
     for criterion in _comparative(compare.criteria):
         if criterion.metric in tested:
