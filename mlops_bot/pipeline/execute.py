@@ -4,7 +4,8 @@ Order of business: plan (which steps are stale and why); when something must run
 with the same pipeline key from the tracking server, else run the stale steps inside one tracking run.
 A fully cached pipeline names the run that holds its result, without opening the registry when it can.
 Before a run is opened, the experiment's artifact location is checked (pipeline/preflight): nothing trains
-for a run that could not upload. Every run opened here ends FINISHED, FAILED or KILLED (`_in_run`).
+for a run that could not upload. Every run opened here ends FINISHED, FAILED or KILLED (`_in_run`), and so
+does every run a step's own mlflow code made in it (pipeline/selflog).
 """
 
 from __future__ import annotations
@@ -242,7 +243,9 @@ class _Execution:
         """The stale steps in the run; the run is recorded and FINISHED, or FAILED with the first failure."""
         emit(self.config, "run.started", f"runs/{run_id}", {"model": self.config.model.name, "run_id": run_id,
                                                             "steps": self.selected, "pipeline_key": self.key})
-        failure = run_steps(self.ws, self.selected, self.graph, self._env_of(run_id), self.result.steps)
+        children = self.tracker.self_logging(run_id)  # runs the steps' own mlflow code made (pipeline/selflog)
+        failure = run_steps(self.ws, self.selected, self.graph, self._env_of(run_id), self.result.steps,
+                            children.after_step if children else None)
         for cached in (s.name for s in self.result.steps if s.status == "cached"):
             emit(self.config, "step.cached", f"steps/{cached}", {"model": self.config.model.name,
                                                                  "step": cached, "run_id": run_id})
@@ -250,6 +253,7 @@ class _Execution:
             self._end_quietly(run_id, "FAILED")
             return failure
         self.result.metrics = self._metrics()
+        self.tracker.fold_children(run_id, self.ws.params, self.result.metrics)
         self._record(run_id)
         return None
 
@@ -257,7 +261,7 @@ class _Execution:
         # A step sees no secret of the job (support/environment), and logs to our run, whatever MLFLOW_RUN_ID says.
         def env_of(step: Step) -> dict[str, str]:
             seen = child_environment(os.environ, step.pass_env, tracking=True, secrets=self.config.secret_names)
-            return {"PYTHONUNBUFFERED": "1", **seen, **step.env, **self.tracker.step_env(run_id)}
+            return {"PYTHONUNBUFFERED": "1", **seen, **step.env, **self.tracker.step_env(run_id, step.name)}
 
         return env_of
 
@@ -276,5 +280,9 @@ class _Execution:
                 self.tracker.end(run_id, status)
             except Exception as exc:  # the original failure matters more than a failed status update
                 log(f"mlops-bot: warning: could not mark run {run_id} {status}: {exc}")
+            try:
+                self.tracker.end_children(run_id, status)
+            except Exception as exc:
+                log(f"mlops-bot: warning: could not mark the child runs of run {run_id} {status}: {exc}")
         emit(self.config, "run.finished", f"runs/{run_id}", {"model": self.config.model.name, "run_id": run_id,
                                                              "status": status})

@@ -86,8 +86,10 @@ class Workspace:
 
 
 def run_steps(ws: Workspace, selected: list[str], graph: Mapping[str, set[str]],
-              env_of: Callable[[Step], dict[str, str]], results: list[StepResult]) -> StepFailed | None:
-    """Runs `selected` (in dependency order) unless cached, appending to `results`; returns the first failure."""
+              env_of: Callable[[Step], dict[str, str]], results: list[StepResult],
+              after: Callable[[str, bool], None] | None = None) -> StepFailed | None:
+    """Runs `selected` (in dependency order) unless cached, appending to `results`; returns the first failure.
+    `after(step, succeeded)` follows each step that ran or failed (pipeline/selflog: what its mlflow code did)."""
     failure: StepFailed | None = None
     for i, name in enumerate(selected, 1):
         above = dag.upstream(graph, [name]) & {r.name for r in results if r.status in ("failed", "skipped")}
@@ -100,6 +102,8 @@ def run_steps(ws: Workspace, selected: list[str], graph: Mapping[str, set[str]],
         except StepFailed as exc:
             results.append(StepResult(name, "failed", [str(exc).splitlines()[0]]))
             failure = failure or exc
+        if after is not None and results[-1].status in ("ran", "failed"):
+            after(name, results[-1].status == "ran")
     return failure
 
 

@@ -25,6 +25,7 @@ from ..registry.base import Experiment, Registry, Run, RunStatus
 from ..support.paths import normalise
 from .lastrun import LastRun, read_last_run, write_last_run
 from .preflight import check_artifact_location
+from .selflog import RUN_CONTEXT_ENV, SelfLogging, run_context
 
 MODEL_ARTIFACT = "model"
 OUTS_ARTIFACT = "outs"
@@ -106,15 +107,33 @@ class Tracker:
 
     def check_artifacts(self) -> None:
         """Before the first step: UsageError when the run's artifacts could not be uploaded (pipeline/preflight)."""
-        check_artifact_location(self.experiment, self.embedded)
+        check_artifact_location(self.registry, self.experiment, self.embedded)
 
-    def step_env(self, run_id: str) -> dict[str, str]:
+    def step_env(self, run_id: str, step: str = "") -> dict[str, str]:
         env = {"MLFLOW_TRACKING_URI": self.registry.tracking_uri,
                "MLFLOW_EXPERIMENT_NAME": self.config.tracking.experiment}
         # The embedded store gives steps a separate mlflow store where our run id does not exist.
         if not self.embedded:
             env["MLFLOW_RUN_ID"] = run_id
+            env[RUN_CONTEXT_ENV] = run_context(run_id, step)  # a run the step's code creates: our child
         return env
+
+    def self_logging(self, run_id: str) -> SelfLogging | None:
+        """The runs the steps' own mlflow code made in `run_id` (pipeline/selflog); None on the embedded store,
+        where steps log to a store of their own."""
+        return None if self.embedded else SelfLogging(self.registry, self.experiment_id, run_id)
+
+    def fold_children(self, run_id: str, params: Mapping[str, object], metrics: Mapping[str, float]) -> None:
+        """Before `finish`: the children's params and metrics the run lacks, copied into it (selflog.fold)."""
+        children = self.self_logging(run_id)
+        if children is not None:
+            children.fold({k: _param_text(v) for k, v in params.items()}, metrics, param_clash)
+
+    def end_children(self, run_id: str, status: RunStatus) -> None:
+        """Ends the children of `run_id` still RUNNING, as the run ends (FAILED, KILLED)."""
+        children = self.self_logging(run_id)
+        if children is not None:
+            children.end_children(status)
 
     def start(self, tags: Mapping[str, str]) -> str:
         # The pipeline key is tagged only in finish(): a step's own mlflow.end_run() may mark the run

@@ -137,6 +137,10 @@ class Registry(Protocol):
         """Every file below the run's artifact directory `artifact_path`, as paths relative to it ('/'-separated,
         sorted); [] when that is no directory or holds no file. An unknown run is NotFound."""
         ...
+    def check_artifact_location(self, location: str) -> None:
+        """Writes a small note at an experiment's artifact location: UsageError (what to install or set) or
+        RemoteError when the run's artifacts could not be uploaded there."""
+        ...
 
     # registry
     def get_or_create_registered_model(self, name: str, description: str = "") -> RegisteredModel: ...

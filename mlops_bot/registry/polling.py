@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from ..errors import NotFound, UsageError
+from . import tags as names
 from .base import ModelVersion, RegisteredModel, RegistryEvent, Run
 
 LOOKBACK_MS = 10 * 60 * 1000
@@ -76,7 +77,7 @@ def _finished_runs(source: PollSource, old: _State | None, new: _State) -> list[
     reported = set(old.runs) if old else None
     events = []
     for run in sorted(found, key=lambda r: (r.end_time or 0, r.run_id)):
-        if run.status not in TERMINAL or run.end_time is None:
+        if run.status not in TERMINAL or run.end_time is None or _in_progress(run):
             continue
         if run.end_time > new.polled - LOOKBACK_MS:
             new.runs.append(run.run_id)
@@ -85,6 +86,16 @@ def _finished_runs(source: PollSource, old: _State | None, new: _State) -> list[
                                         data={"status": run.status, "experiment_id": run.experiment_id,
                                               "name": run.name}))
     return events
+
+
+def _in_progress(run: Run) -> bool:
+    """A run that is part of a pipeline run still going: a child run a step's own mlflow code made (it ends
+    with the step), or the pipeline run that such code ended early (the bot sets it RUNNING again, and tags
+    its pipeline key only when it really finishes it). Neither is a finished run to react to."""
+    if names.PARENT_RUN in run.tags:
+        return True
+    return (run.status == "FINISHED" and names.CONFIG_DIGEST in run.tags and names.PIPELINE_KEY not in run.tags
+            and names.PARTIAL not in run.tags)
 
 
 def _model_changes(source: PollSource, name: str, old: _State | None, new: _State,

@@ -13,6 +13,7 @@ MLFLOW_GIT_COMMIT = "mlflow.source.git.commit"
 MLFLOW_GIT_BRANCH = "mlflow.source.git.branch"
 MLFLOW_GIT_REPO_URL = "mlflow.source.git.repoURL"
 MLFLOW_RUN_NAME = "mlflow.runName"
+MLFLOW_PARENT_RUN_ID = "mlflow.parentRunId"  # nests a run under another in MLflow's UI
 
 # lineage, written when a run is recorded or a version is registered
 COMMIT = PREFIX + "git.commit"
@@ -29,6 +30,13 @@ REUSED_FROM = PREFIX + "reused_from"  # read (shown as lineage) but no longer wr
 # the pipeline run: what makes it findable for reuse
 PIPELINE_KEY = PREFIX + "pipeline_key"
 PARTIAL = PREFIX + "partial"  # "true" on a run of --step: never reused
+
+# a run a step's own mlflow code created inside the pipeline run (pipeline/selflog.py): never a challenger,
+# never reused (it carries no pipeline key)
+PARENT_RUN = PREFIX + "parent_run"  # the pipeline run's id
+ROLE = PREFIX + "role"
+ROLE_CHILD = "child"  # the value of ROLE on such a run
+MADE_BY_STEP = PREFIX + "made_by_step"  # the step whose code created it
 
 
 def step_key(step: str) -> str:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
+import tempfile
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 from ..errors import BotError
@@ -49,3 +52,26 @@ def _sync_directory(directory: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+@contextlib.contextmanager
+def download_into(target: Path) -> Iterator[Path]:
+    """A temp file beside `target` for a download to fill; renamed onto `target` when the block ends without an
+    error, removed otherwise, so no half-downloaded file ever has the real name. A symbolic link at `target` is
+    never replaced or followed. Raises WriteFailed."""
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, temp = tempfile.mkstemp(dir=target.parent, prefix=".download-", suffix=".part")
+        os.close(fd)
+    except OSError as exc:
+        raise WriteFailed(target, exc.strerror or str(exc)) from exc
+    try:
+        yield Path(temp)
+        if target.is_symlink():
+            raise WriteFailed(target, "a symbolic link stands there, and a download never replaces or follows one")
+        os.replace(temp, target)
+    except OSError as exc:
+        raise WriteFailed(target, exc.strerror or str(exc)) from exc
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)  # gone already when renamed into place

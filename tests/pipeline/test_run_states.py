@@ -10,13 +10,13 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from mlops_bot.errors import RemoteError
 from mlops_bot.pipeline.execute import run_pipeline
 from mlops_bot.pipeline.result import RunOptions
 from mlops_bot.registry import open_registry
-from mlops_bot.registry.base import Registry
 from mlops_bot.registry.mlflow.client import MlflowRegistry
 from mlops_bot.registry.mlflow.http import RetryPolicy
 from tests.helpers.pipeline_project import cli, config, make_project, run_until
@@ -85,24 +85,50 @@ def refusing_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mlflow
         server.stop()
 
 
-@pytest.fixture
-def refusing(refusing_server: MlflowServer) -> Iterator[Registry]:
-    registry = MlflowRegistry(refusing_server.uri, {}, retry=RetryPolicy(
-        total_seconds=1.0, initial_wait=0.01, max_wait=0.1, retry_after_cap=0.1, timeout=10.0))
-    yield registry
-    registry.close()
+FAST = RetryPolicy(total_seconds=1.0, initial_wait=0.01, max_wait=0.1, retry_after_cap=0.1, timeout=10.0)
 
 
-def test_a_refused_upload_ends_the_run_failed_and_a_rerun_leaks_no_run(
-        refusing_server: MlflowServer, refusing: Registry, tmp_path: Path) -> None:
-    experiment = f"upload-refused-{tmp_path.name}"
+def test_a_server_that_cannot_store_artifacts_is_found_before_any_step(refusing_server: MlflowServer,
+                                                                       tmp_path: Path) -> None:
+    experiment = f"destination-broken-{tmp_path.name}"
     project = make_project(tmp_path / "project", uri=refusing_server.uri, experiment=experiment)
+    registry = MlflowRegistry(refusing_server.uri, {}, retry=FAST)
+    try:
+        with pytest.raises(RemoteError, match="could not be written; nothing was run"):
+            run_pipeline(config(project), registry, RunOptions(echo=lambda line: None))
+    finally:
+        registry.close()
+    assert not (project / "build").exists()  # no step ran
+    assert statuses(refusing_server.uri, project, experiment) == []
+
+
+class RefusingModelUploads(httpx.BaseTransport):
+    """The network as it is, but the server answers 500 to every upload of a model file: the check before the
+    steps passes, the upload after them fails."""
+
+    def __init__(self) -> None:
+        self._real = httpx.HTTPTransport()
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if request.method == "PUT" and "/artifacts/model/" in request.url.path:
+            return httpx.Response(500, json={"error_code": "INTERNAL_ERROR", "message": "disk full"})
+        return self._real.handle_request(request)
+
+
+def test_a_refused_upload_ends_the_run_failed_and_a_rerun_leaks_no_run(mlflow_server: MlflowServer,
+                                                                       tmp_path: Path) -> None:
+    experiment = f"upload-refused-{tmp_path.name}"
+    project = make_project(tmp_path / "project", uri=mlflow_server.uri, experiment=experiment)
+    refusing = MlflowRegistry(mlflow_server.uri, {}, retry=FAST, transport=RefusingModelUploads())
     quiet = RunOptions(echo=lambda line: None)
-    with pytest.raises(RemoteError):
-        run_pipeline(config(project), refusing, quiet)
-    with pytest.raises(RemoteError):  # every step cached now: the outs are recorded in a new run, refused again
-        run_pipeline(config(project), refusing, quiet)
-    assert statuses(refusing_server.uri, project, experiment) == ["FAILED", "FAILED"]
+    try:
+        with pytest.raises(RemoteError, match="disk full"):
+            run_pipeline(config(project), refusing, quiet)
+        with pytest.raises(RemoteError):  # every step cached now: the outs are recorded in a new run, refused again
+            run_pipeline(config(project), refusing, quiet)
+    finally:
+        refusing.close()
+    assert statuses(mlflow_server.uri, project, experiment) == ["FAILED", "FAILED"]
 
 
 STUBBORN_TRAIN = """\

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from mlops_bot.errors import InvalidParameter, NotFound, UsageError
+from mlops_bot.registry import tags as names
 from mlops_bot.registry.base import Capabilities, Registry, Run
 
 Names = Callable[[str], str]
@@ -268,6 +269,26 @@ def test_events_since(registry: Registry, unique: Names) -> None:
     json.loads(cursor)  # opaque, but JSON
     with pytest.raises(UsageError):
         registry.events_since("not a cursor", [name])
+
+
+def test_a_pipeline_run_is_finished_when_the_bot_finishes_it(registry: Registry, unique: Names) -> None:
+    """Training code may end the pipeline run early (autolog) and makes child runs: neither is reported as
+    finished; the pipeline run is, once the bot records its key and ends it."""
+    exp = registry.get_or_create_experiment(unique("exp"))
+    _, cursor = registry.events_since(None, [])
+    run = registry.create_run(exp.experiment_id, tags={names.CONFIG_DIGEST: "abc"})
+    child = registry.create_run(exp.experiment_id, tags={names.PARENT_RUN: run.run_id})
+    registry.update_run(run.run_id, "FINISHED")  # as mlflow.sklearn.autolog() does inside a step
+    registry.update_run(child.run_id, "FINISHED")
+    events, cursor = registry.events_since(cursor, [])
+    assert [e for e in events if e.run_id in (run.run_id, child.run_id)] == []
+
+    registry.update_run(run.run_id, "RUNNING")
+    registry.log_batch(run.run_id, tags={names.PIPELINE_KEY: "k"})
+    registry.update_run(run.run_id, "FINISHED")
+    events, cursor = registry.events_since(cursor, [])
+    assert [(e.type, e.run_id) for e in events if e.run_id in (run.run_id, child.run_id)] == [
+        ("run.finished", run.run_id)]
 
 
 def test_events_for_a_model_created_after_the_cursor(registry: Registry, unique: Names) -> None:

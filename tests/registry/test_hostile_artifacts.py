@@ -21,7 +21,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import pytest
 
 from mlops_bot.errors import EXIT_RUNTIME, RemoteError
-from mlops_bot.registry.mlflow.artifacts import MAX_DEPTH, MAX_ENTRIES, Limits, ProxiedArtifacts
+from mlops_bot.registry.mlflow.artifacts import MAX_DEPTH, MAX_ENTRIES, Limits, RunArtifacts
 from mlops_bot.registry.mlflow.client import MlflowRegistry
 from mlops_bot.registry.mlflow.http import MlflowHttp, RetryPolicy
 
@@ -274,8 +274,8 @@ def test_hostile_file_bodies_leave_no_file(hostile: Callable[..., Hostile], sand
     assert server.sent < 32 * 2**20  # the endless page was not read to its end
 
 
-def proxied(server: Hostile, limits: Limits) -> ProxiedArtifacts:
-    return ProxiedArtifacts(MlflowHttp(server.uri, {}, retry=FAST), lambda run_id: f"mlflow-artifacts:/{ROOT}", limits)
+def proxied(server: Hostile, limits: Limits) -> RunArtifacts:
+    return RunArtifacts(MlflowHttp(server.uri, {}, retry=FAST), lambda run_id: f"mlflow-artifacts:/{ROOT}", limits)
 
 
 def test_endless_bodies_stop_at_the_byte_bounds(hostile: Callable[..., Hostile], sandbox: Sandbox) -> None:

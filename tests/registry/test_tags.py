@@ -24,6 +24,8 @@ PINNED = {
     "ROLLED_BACK": "mlops_bot.rolled_back", "DEPLOY_PREFIX": "mlops_bot.deploy.",
     "ALIAS_PREFIX": "mlops-bot.alias.", "CREATE_TOKEN": "mlops_bot.create_token",
     "LOCK_OWNER": "mlops_bot.lock.owner", "LOCK_EXPIRES": "mlops_bot.lock.expires",
+    "MLFLOW_PARENT_RUN_ID": "mlflow.parentRunId", "PARENT_RUN": "mlops_bot.parent_run", "ROLE": "mlops_bot.role",
+    "ROLE_CHILD": "child", "MADE_BY_STEP": "mlops_bot.made_by_step",
 }
 PACKAGE = Path(mlops_bot.__file__).parent
 # Modules whose tag names have not moved to registry/tags.py yet; empty this set as they do.

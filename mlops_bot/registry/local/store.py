@@ -186,6 +186,9 @@ class LocalRegistry(LocalModels):
             return []
         return sorted(p.relative_to(source).as_posix() for p in source.rglob("*") if p.is_file())
 
+    def check_artifact_location(self, location: str) -> None:
+        """The embedded store writes its own files under .mlops-bot/: nothing to check."""
+
     # locks
 
     def try_lock(self, name: str, owner: str, ttl_ms: int) -> str:

@@ -1,27 +1,31 @@
-"""Run artifacts through the tracking server's artifact proxy (`mlflow server --serve-artifacts`).
+"""Run artifacts wherever the tracking server keeps them, read with one guard.
 
-A run's artifact URI is `mlflow-artifacts:/<exp>/<run>/artifacts` (sometimes with a host); files live under
-`/api/2.0/mlflow-artifacts/artifacts/<that path>/...`. Uploads are PUTs, idempotent by nature.
+A run's artifact URI says where: `mlflow-artifacts:/...` is the tracking server's proxy (`--serve-artifacts`,
+registry/mlflow/proxy.py); any other scheme (`s3://`, `wasbs://`, `gs://`, `file://`, `dbfs:/`, `azureml://`)
+is read and written with MLflow's own artifact repository for it (registry/mlflow/stores.py).
 
-Downloads trust nothing the server says: every name in a listing must be a plain file name in the directory
-listed, every local path is checked (support.paths.confined) before anything is written, and a listing is
-bounded in depth, entries and bytes (`Limits`). A malformed or hostile answer is a RemoteError naming the server.
+Downloads trust nothing a listing says, whoever answers it: every name must be a plain file name in the
+directory listed, every local path is checked (support.paths.confined) before anything is written, and a
+listing is bounded in depth, entries and bytes (`Limits`). A malformed or hostile answer is a RemoteError
+naming where it came from.
 """
 
 from __future__ import annotations
 
-import os
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-from urllib.parse import quote, urlsplit
+from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 from ...errors import NotFound, RemoteError, UsageError
 from ...support.paths import UnsafePath, confined, name_problem, shown
 from ..validation import artifact_parts
 from .errors import SERVICE, EndpointMissing
-from .http import ARTIFACTS_API, MlflowHttp, TooLarge
+from .http import MlflowHttp, TooLarge
+from .proxy import ProxyStore
+from .stores import PROXY_SCHEME, RepositoryStore, scheme_of
 
 MAX_DEPTH = 32  # directories below the one downloaded: a saved model nests a few levels
 MAX_ENTRIES = 10_000  # files and directories in one download: a model has tens, a sharded checkpoint hundreds
@@ -49,101 +53,124 @@ class Listed:
     where: str = field(compare=False)
 
 
-class ProxiedArtifacts:
+class Store(Protocol):
+    """One artifact root: a run's artifact URI or an experiment's location. `parts` are below the root."""
+
+    store_name: str
+
+    def where(self, parts: tuple[str, ...]) -> str:
+        """Where the directory `parts` is listed, for messages (credentials redacted)."""
+        ...
+
+    def listing(self, parts: tuple[str, ...]) -> list[Any]:
+        """The raw entries of the directory `parts` ({path, is_dir, file_size}); [] when it is none."""
+        ...
+
+    def prefixes(self, parts: tuple[str, ...]) -> tuple[str, ...]:
+        """What an entry's path in the listing of `parts` may start with (the directory, however named)."""
+        ...
+
+    def fetch(self, parts: tuple[str, ...], target: Path, max_bytes: int) -> int:
+        """The file `parts` into `target` (complete or not at all); NotFound when there is none."""
+        ...
+
+    def put(self, local: Path, parts: tuple[str, ...]) -> None:
+        """A file, or a directory's tree, uploaded into the directory `parts`."""
+        ...
+
+
+WRITE_CHECK = "mlops-bot-write-check.txt"  # written at an experiment's location before a run trains
+
+
+class RunArtifacts:
     def __init__(self, http: MlflowHttp, artifact_uri_of: Callable[[str], str], limits: Limits = Limits()) -> None:
         self._http = http
         self._artifact_uri_of = artifact_uri_of
         self._limits = limits
-        self._roots: dict[str, str] = {}  # run_id -> proxy path; a run's artifact URI never changes
+        self._stores: dict[str, Store] = {}  # run_id -> its store; a run's artifact URI never changes
 
-    def _root(self, run_id: str) -> str:
-        if run_id not in self._roots:
-            uri = self._artifact_uri_of(run_id)
-            try:
-                parts = urlsplit(uri)
-            except ValueError:  # e.g. an unclosed '[' where a host would be
-                raise RemoteError(SERVICE, 200, f"{self._http.display}/api/2.0/mlflow/runs/get?run_id={run_id}",
-                                  f"run {run_id} has the artifact URI {shown(uri)}, which is no URL; "
-                                  f"{_WHAT_TO_DO}") from None
-            if parts.scheme != "mlflow-artifacts":
-                raise UsageError(f"{SERVICE}: run {run_id} keeps its artifacts at {uri}, which the tracking "
-                                 "server does not proxy; start the server with --serve-artifacts and a "
-                                 "default artifact root of mlflow-artifacts:/ (or use the embedded store).")
-            self._roots[run_id] = parts.path.strip("/")
-        return self._roots[run_id]
+    def store_for(self, uri: str, run_id: str = "") -> Store:
+        """The store behind an artifact URI (a run's, when `run_id` says whose, for messages)."""
+        if scheme_of(uri) != PROXY_SCHEME:
+            return RepositoryStore(uri)
+        try:
+            path = urlsplit(uri).path
+        except ValueError:  # e.g. an unclosed '[' where a host would be
+            path = ""
+        if not path.strip("/"):
+            whose = f"run {run_id} has" if run_id else "the experiment has"
+            raise RemoteError(SERVICE, 200, f"{self._http.display}/api/2.0/mlflow/runs/get?run_id={run_id}",
+                              f"{whose} the artifact URI {shown(uri)}, which names no directory; {_WHAT_TO_DO}")
+        return ProxyStore(self._http, path.strip("/"), self._limits.listing_bytes)
 
-    def _url_path(self, run_id: str, parts: tuple[str, ...]) -> str:
-        return "/".join((ARTIFACTS_API, self._root(run_id), *(quote(p, safe="") for p in parts)))
+    def _store(self, run_id: str) -> Store:
+        if run_id not in self._stores:
+            self._stores[run_id] = self.store_for(self._artifact_uri_of(run_id), run_id)
+        return self._stores[run_id]
+
+    def check_writable(self, location: str) -> None:
+        """Writes a small note at `location` (an experiment's artifact location): what cannot be written there
+        fails now, with the store's own error, instead of after the training."""
+        store = self.store_for(location)
+        with tempfile.TemporaryDirectory(prefix="mlops-bot-check-") as tmp:
+            note = Path(tmp) / WRITE_CHECK
+            note.write_text("mlops-bot writes this file before a run trains, to learn that it can upload the "
+                            "run's artifacts here. Safe to delete.\n")
+            store.put(note, ())
 
     def upload(self, run_id: str, local: Path, artifact_path: str = "") -> None:
-        base = artifact_parts(artifact_path)
-        if local.is_file():
-            self._put(run_id, local, (*base, local.name))
-            return
-        if not local.is_dir():
+        if not local.exists():
             raise UsageError(f"cannot upload {local}: no such file or directory.")
-        for folder, _dirs, files in os.walk(local):
-            relative = Path(folder).relative_to(local).parts
-            for file_name in sorted(files):
-                self._put(run_id, Path(folder) / file_name, (*base, *relative, file_name))
-
-    def _put(self, run_id: str, file: Path, parts: tuple[str, ...]) -> None:
-        self._http.upload_file(self._url_path(run_id, parts), file)
+        self._store(run_id).put(local, artifact_parts(artifact_path))
 
     def download(self, run_id: str, artifact_path: str, dest: Path) -> Path:
         parts = artifact_parts(artifact_path)
-        listing = self._list(run_id, parts)
+        store = self._store(run_id)
+        listing = self._list(store, parts)
         if listing is None:  # not a directory: a single file, or nothing at all
-            where = self._http.display + self._url_path(run_id, parts)
-            self._get(run_id, parts, _place(dest, parts, where), None)
+            self._get(store, run_id, parts, _place(dest, parts, store.where(parts)), None)
             return dest.joinpath(*parts)
-        target = _place(dest, parts, self._listing_url(run_id, parts))
+        target = _place(dest, parts, store.where(parts))
         planned = [(item, _place(target, item.parts, item.where)) for item in listing]  # all checked, then written
         target.mkdir(parents=True, exist_ok=True)
         received = 0
         for item, file in planned:
-            received += self._get(run_id, (*parts, *item.parts), file, item.size, received)
+            received += self._get(store, run_id, (*parts, *item.parts), file, item.size, received)
         return target
 
     def list_files(self, run_id: str, artifact_path: str = "") -> list[str]:
         """Every file below the directory `artifact_path` (relative to it); [] when it is no directory."""
-        return ["/".join(item.parts) for item in self._list(run_id, artifact_parts(artifact_path)) or ()]
+        return ["/".join(item.parts) for item in self._list(self._store(run_id), artifact_parts(artifact_path)) or ()]
 
-    def _listing_url(self, run_id: str, parts: tuple[str, ...]) -> str:
-        path = "/".join((self._root(run_id), *parts))
-        return f"{self._http.display}{ARTIFACTS_API}?path={quote(path, safe='/')}"
-
-    def _list(self, run_id: str, parts: tuple[str, ...]) -> list[Listed] | None:
+    def _list(self, store: Store, parts: tuple[str, ...]) -> list[Listed] | None:
         """Every file under `parts` (relative to it), or None when `parts` is no directory."""
         walk = _Walk(self._limits)
         pending: list[tuple[str, ...]] = [()]
         listed_any = False
         while pending:
             sub = pending.pop()
-            where = self._listing_url(run_id, (*parts, *sub))
-            path = "/".join((self._root(run_id), *parts, *sub))
-            doc = self._http.json_at(ARTIFACTS_API, params={"path": path}, max_bytes=self._limits.listing_bytes)
-            entries = doc.get("files") or []
+            where = store.where((*parts, *sub))
+            entries = store.listing((*parts, *sub))
             if not isinstance(entries, list):
                 raise hostile(where, f"its 'files' is {shown(entries)}, not a list")
             listed_any = listed_any or bool(entries) or bool(sub)
-            prefixes = (path, "/".join((*parts, *sub))) if parts or sub else (path,)
+            prefixes = store.prefixes((*parts, *sub))
             for entry in entries:
                 directory = walk.take(sub, entry, prefixes, where)
                 if directory is not None:
                     pending.append(directory)
         return sorted(walk.files) if listed_any else None
 
-    def _get(self, run_id: str, parts: tuple[str, ...], target: Path, size: int | None, received: int = 0) -> int:
+    def _get(self, store: Store, run_id: str, parts: tuple[str, ...], target: Path, size: int | None,
+             received: int = 0) -> int:
         """Downloads one file within what is left of the byte bound (and its declared size); returns its size."""
-        path = self._url_path(run_id, parts)
         left = self._limits.bytes - received
         try:
-            return self._http.download_file(path, target, left if size is None else min(size, left))
+            return store.fetch(parts, target, left if size is None else min(size, left))
         except EndpointMissing:
             raise
-        except NotFound:
-            raise NotFound(SERVICE, 404, self._http.display + path,
+        except NotFound as exc:
+            raise NotFound(exc.service, exc.status, exc.url,
                            f"run {run_id} has no artifact {'/'.join(parts) or '(root)'}") from None
         except TooLarge as exc:
             why = (f"sent more than the {size:,} bytes its listing declared" if size is not None and size <= left

@@ -26,7 +26,7 @@ from ..base import Capabilities, Experiment, MetricPoint, RegistryEvent, Run, Ru
 from ..validation import check_status
 from . import codec
 from . import lock as mlflow_lock
-from .artifacts import ProxiedArtifacts
+from .artifacts import RunArtifacts
 from .http import MlflowHttp, RetryPolicy
 from .models import MlflowModels
 
@@ -57,7 +57,7 @@ class MlflowRegistry(MlflowModels):
         http = MlflowHttp(uri, os.environ if env is None else env, transport=transport, retry=retry)
         super().__init__(http, capabilities, page_size)
         self._uri = uri.rstrip("/")
-        self._files = ProxiedArtifacts(http, lambda run_id: self.get_run(run_id).artifact_uri)
+        self._files = RunArtifacts(http, lambda run_id: self.get_run(run_id).artifact_uri)
 
     @property
     def tracking_uri(self) -> str:
@@ -182,6 +182,9 @@ class MlflowRegistry(MlflowModels):
 
     def list_artifacts(self, run_id: str, artifact_path: str = "") -> list[str]:
         return self._files.list_files(run_id, artifact_path)
+
+    def check_artifact_location(self, location: str) -> None:
+        self._files.check_writable(location)
 
     # polling
 

@@ -6,11 +6,8 @@ http(s) tracking URI is opened) so that `mlops-bot --version` never pays for htt
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import ssl
-import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -22,7 +19,7 @@ import httpx
 from ... import __version__
 from ...errors import RemoteError, UsageError
 from ...support import retry as retries
-from ...support.files import WriteFailed
+from ...support.files import download_into
 from ...support.urls import redact
 from .errors import SERVICE, TransientError, error_from_response, error_from_transport
 
@@ -142,27 +139,11 @@ class MlflowHttp:
         self.retrying(once)
 
     def download_file(self, path: str, target: Path, max_bytes: int | None = None) -> int:
-        """GET into `target`; returns the bytes written. Streamed into a temp file beside `target` and renamed
-        into place when complete, so no half-written file ever has the real name and none is left behind. More
-        than `max_bytes` is a TooLarge error; a symbolic link at `target` is never replaced or followed."""
-        try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            fd, temp = tempfile.mkstemp(dir=target.parent, prefix=".download-", suffix=".part")
-        except OSError as exc:
-            raise WriteFailed(target, exc.strerror or str(exc)) from exc
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                size = self.retrying(lambda: self._streamed(
-                    path, None, lambda response: _copy(response, handle, max_bytes, self.display + path)))
-            if target.is_symlink():
-                raise WriteFailed(target, "a symbolic link stands there, and a download never replaces or follows one")
-            os.replace(temp, target)
-            return size
-        except OSError as exc:
-            raise WriteFailed(target, exc.strerror or str(exc)) from exc
-        finally:
-            with contextlib.suppress(OSError):
-                os.unlink(temp)  # gone already when renamed into place
+        """GET into `target` (support.files.download_into: complete or not at all); returns the bytes written.
+        More than `max_bytes` is a TooLarge error."""
+        with download_into(target) as temp, temp.open("wb") as handle:
+            return self.retrying(lambda: self._streamed(
+                path, None, lambda response: _copy(response, handle, max_bytes, self.display + path)))
 
     def retrying(self, operation: Callable[[], T]) -> T:
         """Runs `operation` until it succeeds, fails for good, or the time budget is spent."""
