@@ -14,6 +14,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING
 
 from ..config import DEFAULT_CONFIG, load_config
+from ..errors import UsageError
 
 if TYPE_CHECKING:  # cli makes a Project for every command: a no-op `run` must not pay for these imports
     from ..config.model import Config
@@ -62,7 +63,10 @@ class Project:
             else:
                 from ..registry import open_registry
 
-                self._registry = open_registry(self.config.tracking.uri, self.config.root, self.env)
+                try:
+                    self._registry = open_registry(self.config.tracking.uri, self.config.root, self.env)
+                except UsageError as exc:
+                    raise UsageError(f"{self.config.path.name}: tracking.uri: {exc}") from None
         return self._registry
 
     def close(self) -> None:

@@ -29,8 +29,21 @@ def open_registry(tracking_uri: str, root: Path, env: Mapping[str, str] | None =
         from .mlflow.client import MlflowRegistry
 
         return MlflowRegistry(uri, os.environ if env is None else env)
-    raise UsageError(f"tracking URI {redact(tracking_uri)!r} is not supported; use 'local' for the embedded store or "
-                     "an http(s):// URL of an MLflow tracking server.")
+    raise UsageError(f"tracking URI {redact(tracking_uri)!r} is not supported; {_instead(uri)}")
+
+
+def _instead(uri: str) -> str:
+    """What to use instead of a tracking URI the bot does not speak."""
+    scheme = uri.partition(":")[0].lower()
+    if scheme == "databricks":
+        return "use the workspace URL, https://<workspace>.cloud.databricks.com, with MLFLOW_TRACKING_TOKEN."
+    if scheme == "azureml":
+        return "use the same URI with https:// instead of azureml://, with MLFLOW_TRACKING_TOKEN."
+    if scheme in ("sqlite", "file", "postgresql", "mysql", "mssql") or "://" not in uri:
+        return ("that is a backend store, which mlops-bot reads only through a tracking server: serve it with "
+                "`mlflow server --backend-store-uri <it>` and use that server's http(s):// URL, or use 'local' "
+                "for the embedded store.")
+    return "use 'local' for the embedded store or an http(s):// URL of an MLflow tracking server."
 
 
 def alias_holder(registry: Registry, model: str, alias: str) -> ModelVersion | None:

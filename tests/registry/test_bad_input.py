@@ -266,3 +266,21 @@ def test_importing_the_registry_package_does_not_import_httpx() -> None:
     code = "import sys, mlops_bot.registry, mlops_bot.registry.local; print('httpx' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize(("uri", "hint"), [
+    ("ftp://user:hunter2@files.example/mlflow", "an http(s):// URL of an MLflow tracking server"),
+    ("databricks", "https://<workspace>.cloud.databricks.com"),
+    ("azureml://westeurope.api.azureml.ms/mlflow/v1.0/subscriptions/x", "https:// instead of azureml://"),
+    ("sqlite:///mlflow.db", "mlflow server --backend-store-uri"),
+    ("postgresql://user:hunter2@db/mlflow", "mlflow server --backend-store-uri"),
+])
+def test_a_tracking_uri_of_another_kind_says_what_to_use_instead(tmp_path: Path, uri: str, hint: str) -> None:
+    (tmp_path / "ml.yaml").write_text("version: 1\nmodel: {name: m, artifact: model}\n"
+                                      f"tracking: {{uri: '{uri}', experiment: e}}\n"
+                                      "pipeline: {train: {cmd: [python, train.py], outs: [model]}}\n")
+    done = subprocess.run([sys.executable, "-m", "mlops_bot", "-C", str(tmp_path), "status"], capture_output=True,
+                          text=True, timeout=60, check=False)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith("mlops-bot: error: ml.yaml: tracking.uri: tracking URI")
+    assert hint in done.stderr and "hunter2" not in done.stderr and "Traceback" not in done.stderr
