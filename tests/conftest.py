@@ -15,7 +15,7 @@ from tests.helpers.registries import TEST_RETRY
 from tests.servers.mlflow_server import MlflowServer, start
 
 # Fixtures used by more than one folder.
-pytest_plugins = ["tests.plugins.forge_servers", "tests.plugins.event_parts"]
+pytest_plugins = ["tests.plugins.forge_servers", "tests.plugins.event_parts", "tests.plugins.stores"]
 
 
 @pytest.fixture(scope="session")

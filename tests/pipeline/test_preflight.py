@@ -18,6 +18,7 @@ from mlops_bot.registry import open_registry
 from mlops_bot.registry.mlflow.artifacts import WRITE_CHECK
 from tests.helpers.pipeline_project import COUNTER_ENV, executions, make_project
 from tests.servers.mlflow_server import MlflowServer, free_port, start
+from tests.servers.stores import StoreSetup
 
 pytestmark = pytest.mark.mlflow
 
@@ -131,3 +132,14 @@ def test_the_proxied_server_and_the_embedded_store_pass_the_check(mlflow_server:
         done = run_bot(project, counter)
         assert done.returncode == 0, done.stderr
     assert executions(counter) == ["prepare", "train", "evaluate"] * 2
+
+
+def test_a_bucket_that_does_not_exist_is_named_before_any_step(s3_setup: StoreSetup, tmp_path: Path,
+                                                               counter: Path) -> None:
+    """Against a real S3 endpoint (moto): the credentials work, the bucket is not there."""
+    experiment = f"no-bucket-{tmp_path.name}"
+    server = s3_setup.mlflow
+    experiment_at(server, experiment, "s3://no-such-bucket-here/experiments")
+    project = make_project(tmp_path / "project", uri=server.uri, experiment=experiment)
+    err = refused(server, project, experiment, counter, run_bot(project, counter, s3_setup.env), 2)
+    assert "s3://no-such-bucket-here/experiments" in err and "bucket or container that does not exist" in err

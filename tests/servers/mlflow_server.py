@@ -25,14 +25,12 @@ WEBHOOK_KEY = "bWxvcHMtYm90LXRlc3Qta2V5LTAwMDAwMDAwMDAwMDA="
 STARTUP_TIMEOUT = 120.0
 
 
-@dataclass
-class MlflowServer:
-    uri: str
-    port: int
-    root: Path
+class ServerProcess:
+    """A server subprocess in a process group of its own, with its log file: stopped as a group."""
+
     process: subprocess.Popen[bytes]
     log_path: Path
-    stopped: bool = False
+    stopped: bool
 
     def stop(self) -> None:
         """SIGTERM to the server's process group, then SIGKILL to whatever is left of the group."""
@@ -53,6 +51,16 @@ class MlflowServer:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
         except OSError:
             return ""
+
+
+@dataclass
+class MlflowServer(ServerProcess):
+    uri: str
+    port: int
+    root: Path
+    process: subprocess.Popen[bytes]
+    log_path: Path
+    stopped: bool = False
 
 
 def _signal_group(pgid: int, signum: int) -> None:

@@ -156,7 +156,8 @@ _NO_CREDENTIALS = {"NoCredentialsError", "PartialCredentialsError", "CredentialU
 _REFUSED = {"InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "AuthenticationFailed",
             "AuthorizationFailure", "AuthorizationPermissionMismatch", "ExpiredToken"}
 _NO_CONTAINER = {"NoSuchBucket", "ContainerNotFound", "FilesystemNotFound", "BucketNotFound"}
-_MISSING_OBJECT = {"NoSuchKey", "404", "BlobNotFound", "PathNotFound"}
+# RESOURCE_DOES_NOT_EXIST: MLflow's own error code, raised by its local and Azure repositories
+_MISSING_OBJECT = {"NoSuchKey", "404", "BlobNotFound", "PathNotFound", "RESOURCE_DOES_NOT_EXIST"}
 _MISSING_FILE = {"FileNotFoundError"}
 
 
