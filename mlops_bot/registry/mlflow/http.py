@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import ssl
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, TypeVar
@@ -17,11 +17,12 @@ from typing import IO, Any, TypeVar
 import httpx
 
 from ... import __version__
-from ...errors import RemoteError, UsageError
+from ...errors import AuthError, RemoteError, UsageError
 from ...support import retry as retries
 from ...support.files import download_into
 from ...support.urls import redact
 from .errors import SERVICE, TransientError, error_from_response, error_from_transport
+from .tokens import TOKEN_COMMAND, TokenSource
 
 T = TypeVar("T")
 
@@ -50,15 +51,26 @@ class RetryPolicy(retries.RetryPolicy):
     timeout: float = 30.0  # one request
 
 
+class BearerToken(httpx.Auth):
+    """Sends the token source's current token with every request (it may be renewed between two)."""
+
+    def __init__(self, source: TokenSource) -> None:
+        self.source = source
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        request.headers["Authorization"] = f"Bearer {self.source.current()}"
+        yield request
+
+
 def client_from_env(env: Mapping[str, str], timeout: float, transport: httpx.BaseTransport | None) -> httpx.Client:
     """An httpx client configured like the MLflow client would be from the same variables."""
     headers = {"User-Agent": f"mlops-bot/{__version__}"}
-    token = env.get("MLFLOW_TRACKING_TOKEN", "")
+    tokens = TokenSource(env)
     user = env.get("MLFLOW_TRACKING_USERNAME", "")
     password = env.get("MLFLOW_TRACKING_PASSWORD", "")
     auth: httpx.Auth | None = None
-    if token:
-        headers["Authorization"] = f"Bearer {token}"
+    if tokens.configured:
+        auth = BearerToken(tokens)
     elif user or password:
         if not (user and password):
             missing = "MLFLOW_TRACKING_PASSWORD" if user else "MLFLOW_TRACKING_USERNAME"
@@ -125,7 +137,7 @@ class MlflowHttp:
         def once() -> httpx.Response:
             return self._once(method, path, params, body)
 
-        return self.retrying(once) if retry else once()
+        return self.retrying(once) if retry else self._renewing(once)
 
     def upload_file(self, path: str, file: Path) -> None:
         """PUT a file, streamed from disk and reopened for each attempt."""
@@ -149,12 +161,29 @@ class MlflowHttp:
         """Runs `operation` until it succeeds, fails for good, or the time budget is spent."""
         started = time.monotonic()
         try:
-            return self._retrier.call(operation, TransientError)
+            return self._retrier.call(lambda: self._renewing(operation), TransientError)
         except TransientError as exc:
             spent = time.monotonic() - started
             raise RemoteError(exc.service, exc.status, exc.url,
                               f"{exc.detail} (gave up after {spent:.1f} s of retries; check that the server "
                               "is up and reachable, or try again later)") from None
+
+    def _renewing(self, operation: Callable[[], T]) -> T:
+        """`operation()`, once more with a renewed token when the server refused the token as expired (401)."""
+        try:
+            return operation()
+        except AuthError as exc:
+            auth = self.client.auth
+            if exc.status != 401 or not isinstance(auth, BearerToken):
+                raise
+            refused = auth.source.current()
+            if auth.source.renew(refused) is None:
+                raise AuthError(exc.service, exc.status, exc.url,
+                                f"{exc.detail}; the token was refused and no fresh one is at hand: set "
+                                f"{TOKEN_COMMAND} to a command that prints one (Azure ML: `az account "
+                                "get-access-token --resource https://ml.azure.com --query accessToken -o tsv`)"
+                                ) from None
+            return operation()
 
     def _once(self, method: str, path: str, params: Mapping[str, Any] | None,
               body: Mapping[str, Any] | None) -> httpx.Response:
