@@ -15,7 +15,8 @@ from tests.helpers.registries import TEST_RETRY
 from tests.servers.mlflow_server import MlflowServer, start
 
 # Fixtures used by more than one folder.
-pytest_plugins = ["tests.plugins.forge_servers", "tests.plugins.event_parts", "tests.plugins.stores"]
+pytest_plugins = ["tests.plugins.forge_servers", "tests.plugins.event_parts", "tests.plugins.stores",
+                  "tests.plugins.gitlab_mlflow"]
 
 
 @pytest.fixture(scope="session")
@@ -37,8 +38,9 @@ def unique() -> Callable[[str], str]:
 
 @pytest.fixture
 def registry_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[..., Registry]]:
-    """`make(kind, **options)`: a fresh Registry; kind is local, mlflow, or mlflow-tag-aliases (the real
-    server with aliases and version search forced off, exercising the fallbacks). Closed at teardown."""
+    """`make(kind, **options)`: a fresh Registry; kind is local, mlflow, mlflow-tag-aliases (the real
+    server with aliases and version search forced off, exercising the fallbacks), or gitlab (the stand-in for
+    GitLab's MLflow API). Closed at teardown."""
     made: list[Registry] = []
 
     def make(kind: str, **options: Any) -> Registry:
@@ -51,10 +53,17 @@ def registry_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator
             from mlops_bot.registry.mlflow.client import MlflowRegistry
             from mlops_bot.registry.mlflow.http import RetryPolicy
 
+            options.setdefault("retry", RetryPolicy(**TEST_RETRY))
+            if kind == "gitlab":  # GitLab's MLflow API (tests/servers/gitlab_mlflow.py): capabilities learned
+                from tests.servers.gitlab_mlflow import TOKEN
+
+                uri = request.getfixturevalue("gitlab_mlflow").tracking_uri
+                registry = MlflowRegistry(uri, options.pop("env", {"MLFLOW_TRACKING_TOKEN": TOKEN}), **options)
+                made.append(registry)
+                return registry
             server: MlflowServer = request.getfixturevalue("mlflow_server")
             if kind == "mlflow-tag-aliases":
                 options.setdefault("capabilities", Capabilities(aliases=False, version_search=False))
-            options.setdefault("retry", RetryPolicy(**TEST_RETRY))
             registry = MlflowRegistry(server.uri, options.pop("env", {}), **options)
         made.append(registry)
         return registry

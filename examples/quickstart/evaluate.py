@@ -1,5 +1,7 @@
 """Score a model on build/test.csv: metrics JSON and per-row predictions.
 
+The model is an MLflow Model (train.py), loaded as MLflow's generic python function, as a server would.
+
 mlops-bot re-runs this step with the champion's model to compare both on today's data; it says which
 model to load and where to write through MLOPS_BOT_MODEL_DIR, MLOPS_BOT_METRICS_FILE and
 MLOPS_BOT_PREDICTIONS_FILE, so the defaults below are what a plain run uses.
@@ -12,6 +14,7 @@ import pickle
 import statistics
 import time
 
+import mlflow.pyfunc
 import numpy as np
 from sklearn.metrics import accuracy_score, f1_score
 
@@ -19,12 +22,15 @@ model_dir = os.environ.get("MLOPS_BOT_MODEL_DIR", "build/model")
 metrics_file = os.environ.get("MLOPS_BOT_METRICS_FILE", "build/metrics.json")
 predictions_file = os.environ.get("MLOPS_BOT_PREDICTIONS_FILE", "build/predictions.csv")
 
-with open(os.path.join(model_dir, "model.pkl"), "rb") as handle:
-    model = pickle.load(handle)
+if os.path.exists(os.path.join(model_dir, "MLmodel")):
+    model = mlflow.pyfunc.load_model(model_dir)
+else:  # a champion trained before train.py saved MLflow Models: a bare pickled estimator
+    with open(os.path.join(model_dir, "model.pkl"), "rb") as handle:
+        model = pickle.load(handle)
 data = np.loadtxt("build/test.csv", delimiter=",", skiprows=1)
 row_ids, features, labels = data[:, 0].astype(int), data[:, 1:-1], data[:, -1].astype(int)
 
-predicted = model.predict(features)
+predicted = np.asarray(model.predict(features)).astype(int)
 timings = []
 for _ in range(20):
     start = time.perf_counter()

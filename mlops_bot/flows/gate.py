@@ -103,14 +103,23 @@ def source_problem(registry: Registry, version: ModelVersion) -> str | None:
         run = registry.get_run(version.run_id)
     except NotFound:
         return f"{where} cannot be listed: its run {version.run_id} is gone"
+    model_id = _logged_model_id(version.source)
     path = _artifact_path(version.source, run.run_id, run.artifact_uri)
-    if path is None:
+    if path is None and model_id is None:
         return f"{where} is not in the artifacts of its run {run.run_id}, so it cannot be listed"
     try:
-        files = registry.list_artifacts(run.run_id, path)
+        files = (registry.list_logged_model_artifacts(model_id) if model_id is not None
+                 else registry.list_artifacts(run.run_id, path or ""))
     except (NotFound, UsageError) as exc:
         return f"{where} cannot be listed: {exc}"
     return None if files else f"{where} is missing or empty in run {run.run_id}"
+
+
+def _logged_model_id(source: str) -> str | None:
+    """The model_id of an MLflow 3 Logged Model source: `models:/<model_id>`, as MLflow parses it (one part, no
+    alias; `models:/<name>/<version>` names a version instead)."""
+    rest = source[len("models:/"):] if source.startswith("models:/") else ""
+    return rest if rest and "/" not in rest and "@" not in rest else None
 
 
 def _artifact_path(source: str, run_id: str, artifact_uri: str) -> str | None:

@@ -24,6 +24,7 @@ from ..registry.base import ModelVersion, Registry, Run
 from ..registry.lock import LockTimeout, registry_lock
 
 MODEL_ARTIFACT = "model"  # where the pipeline uploads config.model.artifact in the run
+MLMODEL = "MLmodel"  # the file that makes a directory an MLflow Model
 Recompare = Callable[[], Decision]  # the comparison made again against whoever is champion now
 # promoted: the alias moved in this call; already_champion: the version held it before; not_promoted: it failed
 Outcome = Literal["promoted", "already_champion", "not_promoted"]
@@ -75,12 +76,16 @@ def register(config: Config, registry: Registry, decision: Decision, extra: Mapp
     if not run_id:
         raise ValueError("a decision made from metrics files has no run to register")
     run = registry.get_run(run_id)
-    check_complete(registry, run)
+    files = check_complete(registry, run)
     registry.get_or_create_registered_model(config.model.name, f"Trained by mlops-bot from {config.path.name}.")
     lineage = lineage_tags(decision, run.tags, extra)
     description = f"{decision.summary}\nrun {run_id}, commit {lineage.get(tags.COMMIT, 'unknown')[:12]}"
-    version = registry.create_model_version(config.model.name, f"{run.artifact_uri}/{MODEL_ARTIFACT}", run_id,
-                                            lineage, description)
+    # An MLflow Model becomes a Logged Model of the run (MLflow 3): the version is linked to it, as
+    # mlflow.register_model("models:/<model_id>") does, so models:/<name>@<alias> and get_model_info read it.
+    model_id = registry.log_model(run_id, MODEL_ARTIFACT, config.model.name) if MLMODEL in files else None
+    source = f"models:/{model_id}" if model_id else f"{run.artifact_uri.rstrip('/')}/{MODEL_ARTIFACT}"
+    version = registry.create_model_version(config.model.name, source, run_id, lineage, description,
+                                            model_id=model_id or "")
     for key, value in lineage.items():  # an existing version (a re-run) gets the latest verdict too
         if version.tags.get(key) != value:
             registry.set_model_version_tag(config.model.name, version.version, key, value)
@@ -91,17 +96,19 @@ def register(config: Config, registry: Registry, decision: Decision, extra: Mapp
     return registry.get_model_version(config.model.name, version.version)
 
 
-def check_complete(registry: Registry, run: Run) -> None:
+def check_complete(registry: Registry, run: Run) -> list[str]:
     """Only a finished, complete run is registered: FINISHED, with at least one file under its model artifact
-    (listed, not assumed). Raises DataError (exit 3) naming the run and what it lacks; called before anything
-    is registered."""
+    (listed, not assumed; returned). Raises DataError (exit 3) naming the run and what it lacks; called before
+    anything is registered."""
     if run.status != "FINISHED":
         raise DataError(f"run {run.run_id} is {run.status}, not FINISHED: only a finished run is promoted; wait "
                         "for it to finish, or promote another run.")
-    if not registry.list_artifacts(run.run_id, MODEL_ARTIFACT):
+    files = registry.list_artifacts(run.run_id, MODEL_ARTIFACT)
+    if not files:
         raise DataError(f"run {run.run_id} has no model: its artifact '{MODEL_ARTIFACT}' is missing or empty; "
                         "nothing was registered. Promote a run of `mlops-bot run` that uploaded "
                         "model.artifact of ml.yaml.")
+    return files
 
 
 def promote(config: Config, registry: Registry, version: ModelVersion, decision: Decision,

@@ -25,9 +25,14 @@ def holders(versions: Sequence[ModelVersion]) -> dict[str, str]:
             if alias is None or not value:
                 continue
             stamp = int(value) if value.isdigit() else 0
-            if alias not in best or (stamp, int(version.version)) > (best[alias][0], int(best[alias][1])):
+            if alias not in best or (stamp, _order(version.version)) > (best[alias][0], _order(best[alias][1])):
                 best[alias] = (stamp, version.version)
     return {alias: version for alias, (_, version) in best.items()}
+
+
+def _order(version: str) -> tuple[int, ...]:
+    parts = version.split(".")
+    return tuple(int(p) for p in parts) if all(p.isdigit() for p in parts) else (-1,)
 
 
 def present(version: ModelVersion, alias_map: dict[str, str]) -> ModelVersion:

@@ -22,6 +22,8 @@ class Capabilities:
     aliases: bool = True  # False: aliases are emulated with model-version tags
     version_search: bool = True  # False: versions are listed another way (GitLab)
     artifacts: bool = True
+    version_tags: bool = True  # False: the bot's version records live in the version's description (GitLab)
+    run_filters: bool = True  # False: run search ignores filters; results are filtered by the bot (GitLab)
 
 
 @dataclass(frozen=True)
@@ -137,6 +139,13 @@ class Registry(Protocol):
         """Every file below the run's artifact directory `artifact_path`, as paths relative to it ('/'-separated,
         sorted); [] when that is no directory or holds no file. An unknown run is NotFound."""
         ...
+    def log_model(self, run_id: str, artifact_path: str, name: str) -> str | None:
+        """Records the run's artifact directory `artifact_path` (an MLflow Model) as an MLflow 3 Logged Model of
+        the run, once (a re-run finds it); returns its model_id, None where the store has no Logged Models."""
+        ...
+    def list_logged_model_artifacts(self, model_id: str) -> list[str]:
+        """Every file of a logged model, as list_artifacts does for a run; NotFound when there is none."""
+        ...
     def check_artifact_location(self, location: str) -> None:
         """Writes a small note at an experiment's artifact location: UsageError (what to install or set) or
         RemoteError when the run's artifacts could not be uploaded there."""
@@ -152,8 +161,10 @@ class Registry(Protocol):
         run_id: str,
         tags: Mapping[str, str] | None = None,
         description: str = "",
+        model_id: str = "",
     ) -> ModelVersion:
-        """Idempotent: a version of `name` from the same run_id and source is returned, not duplicated."""
+        """Idempotent: a version of `name` from the same run_id and source is returned, not duplicated.
+        `model_id` links it to a Logged Model (MLflow 3; then `source` is `models:/<model_id>`)."""
         ...
     def get_model_version(self, name: str, version: str) -> ModelVersion: ...
     def search_model_versions(self, name: str, max_results: int | None = None) -> list[ModelVersion]:

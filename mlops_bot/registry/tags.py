@@ -13,6 +13,9 @@ MLFLOW_GIT_COMMIT = "mlflow.source.git.commit"
 MLFLOW_GIT_BRANCH = "mlflow.source.git.branch"
 MLFLOW_GIT_REPO_URL = "mlflow.source.git.repoURL"
 MLFLOW_RUN_NAME = "mlflow.runName"
+MLFLOW_USER = "mlflow.user"
+MLFLOW_SOURCE_NAME = "mlflow.source.name"
+MLFLOW_SOURCE_TYPE = "mlflow.source.type"
 MLFLOW_PARENT_RUN_ID = "mlflow.parentRunId"  # nests a run under another in MLflow's UI
 
 # lineage, written when a run is recorded or a version is registered
@@ -37,6 +40,9 @@ PARENT_RUN = PREFIX + "parent_run"  # the pipeline run's id
 ROLE = PREFIX + "role"
 ROLE_CHILD = "child"  # the value of ROLE on such a run
 MADE_BY_STEP = PREFIX + "made_by_step"  # the step whose code created it
+
+# on an MLflow 3 Logged Model the bot recorded (registry/mlflow/logged_models.py): "<run_id>/<artifact path>"
+LOGGED_MODEL_FROM = PREFIX + "logged_model.made_from"
 
 
 def step_key(step: str) -> str:

@@ -26,6 +26,8 @@ PINNED = {
     "LOCK_OWNER": "mlops_bot.lock.owner", "LOCK_EXPIRES": "mlops_bot.lock.expires",
     "MLFLOW_PARENT_RUN_ID": "mlflow.parentRunId", "PARENT_RUN": "mlops_bot.parent_run", "ROLE": "mlops_bot.role",
     "ROLE_CHILD": "child", "MADE_BY_STEP": "mlops_bot.made_by_step",
+    "LOGGED_MODEL_FROM": "mlops_bot.logged_model.made_from", "MLFLOW_USER": "mlflow.user",
+    "MLFLOW_SOURCE_NAME": "mlflow.source.name", "MLFLOW_SOURCE_TYPE": "mlflow.source.type",
 }
 PACKAGE = Path(mlops_bot.__file__).parent
 # Modules whose tag names have not moved to registry/tags.py yet; empty this set as they do.

@@ -71,7 +71,8 @@ class LocalModels:
         return result
 
     def create_model_version(self, name: str, source: str, run_id: str, tags: Mapping[str, str] | None = None,
-                             description: str = "") -> ModelVersion:
+                             description: str = "", model_id: str = "") -> ModelVersion:
+        """`model_id` is ignored: the embedded store has no Logged Models (log_model answers None)."""
         if source.startswith("runs:/") and source[len("runs:/"):].split("/", 1)[0] != run_id:
             # MLflow's rule too: a runs:/ source must name the run the version is registered from.
             raise self._db.error(InvalidParameter, f"model version source {source!r} does not belong to run {run_id}")

@@ -189,6 +189,13 @@ class LocalRegistry(LocalModels):
     def check_artifact_location(self, location: str) -> None:
         """The embedded store writes its own files under .mlops-bot/: nothing to check."""
 
+    def log_model(self, run_id: str, artifact_path: str, name: str) -> str | None:
+        """No Logged Models here: versions keep the run's artifact as their source."""
+        return None
+
+    def list_logged_model_artifacts(self, model_id: str) -> list[str]:
+        raise self._db.error(NotFound, f"no logged model {model_id}: the embedded store has no Logged Models")
+
     # locks
 
     def try_lock(self, name: str, owner: str, ttl_ms: int) -> str:

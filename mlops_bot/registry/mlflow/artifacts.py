@@ -22,8 +22,9 @@ from urllib.parse import urlsplit
 from ...errors import NotFound, RemoteError, UsageError
 from ...support.paths import UnsafePath, confined, name_problem, shown
 from ..validation import artifact_parts
-from .errors import SERVICE, EndpointMissing
+from .errors import HOSTILE_WHAT_TO_DO, SERVICE, EndpointMissing, hostile
 from .http import MlflowHttp, TooLarge
+from .packages import PackageStore, is_package_uri
 from .proxy import ProxyStore
 from .stores import PROXY_SCHEME, RepositoryStore, scheme_of
 
@@ -91,6 +92,8 @@ class RunArtifacts:
 
     def store_for(self, uri: str, run_id: str = "") -> Store:
         """The store behind an artifact URI (a run's, when `run_id` says whose, for messages)."""
+        if is_package_uri(uri):  # GitLab's ml_model (or generic) packages: registry/mlflow/packages.py
+            return PackageStore(self._http, uri, self._limits.listing_bytes)
         if scheme_of(uri) != PROXY_SCHEME:
             return RepositoryStore(uri)
         try:
@@ -100,7 +103,7 @@ class RunArtifacts:
         if not path.strip("/"):
             whose = f"run {run_id} has" if run_id else "the experiment has"
             raise RemoteError(SERVICE, 200, f"{self._http.display}/api/2.0/mlflow/runs/get?run_id={run_id}",
-                              f"{whose} the artifact URI {shown(uri)}, which names no directory; {_WHAT_TO_DO}")
+                              f"{whose} the artifact URI {shown(uri)}, which names no directory; {HOSTILE_WHAT_TO_DO}")
         return ProxyStore(self._http, path.strip("/"), self._limits.listing_bytes)
 
     def _store(self, run_id: str) -> Store:
@@ -110,7 +113,10 @@ class RunArtifacts:
 
     def check_writable(self, location: str) -> None:
         """Writes a small note at `location` (an experiment's artifact location): what cannot be written there
-        fails now, with the store's own error, instead of after the training."""
+        fails now, with the store's own error, instead of after the training. A location that is no URI (GitLab
+        answers 'not_implemented') says nothing: each run's own artifact URI is used."""
+        if not scheme_of(location) and not location.startswith("/"):
+            return
         store = self.store_for(location)
         with tempfile.TemporaryDirectory(prefix="mlops-bot-check-") as tmp:
             note = Path(tmp) / WRITE_CHECK
@@ -176,16 +182,7 @@ class RunArtifacts:
             why = (f"sent more than the {size:,} bytes its listing declared" if size is not None and size <= left
                    else f"sent more than {self._limits.bytes:,} bytes in all, the most one download takes")
             raise RemoteError(SERVICE, exc.status, exc.url, f"{why}; the partial file was removed; "
-                                                             f"{_WHAT_TO_DO}") from None
-
-
-_WHAT_TO_DO = ("nothing was written outside the download directory; check that the tracking URI names the MLflow "
-               "server you expect and that no proxy in between rewrites its answers")
-
-
-def hostile(where: str, problem: str) -> RemoteError:
-    """The error for an artifact listing that cannot be followed safely (it answered 200, but not sensibly)."""
-    return RemoteError(SERVICE, 200, where, f"refusing the artifact listing: {problem}; {_WHAT_TO_DO}")
+                                                             f"{HOSTILE_WHAT_TO_DO}") from None
 
 
 def _place(root: Path, parts: tuple[str, ...], where: str) -> Path:

@@ -19,15 +19,17 @@ from typing import Any
 
 import httpx
 
-from ...errors import AlreadyExists, NotFound, UsageError
+from ...errors import AlreadyExists, InvalidParameter, NotFound, UsageError
 from .. import polling
 from .. import tags as names
 from ..base import Capabilities, Experiment, MetricPoint, RegistryEvent, Run, RunStatus
 from ..validation import check_status
+from . import capabilities as partial
 from . import codec
 from . import lock as mlflow_lock
 from .artifacts import RunArtifacts
 from .http import MlflowHttp, RetryPolicy
+from .logged_models import LoggedModels
 from .models import MlflowModels
 
 # MLflow's limits for one runs/log-batch request.
@@ -58,6 +60,7 @@ class MlflowRegistry(MlflowModels):
         super().__init__(http, capabilities, page_size)
         self._uri = uri.rstrip("/")
         self._files = RunArtifacts(http, lambda run_id: self.get_run(run_id).artifact_uri)
+        self._logged = LoggedModels(http, self._files)
 
     @property
     def tracking_uri(self) -> str:
@@ -128,7 +131,31 @@ class MlflowRegistry(MlflowModels):
         stamp = _now_ms()  # fixed before any retry: a replayed point is identical, and MLflow keeps it once
         metric_items = [{"key": k, "value": _metric_value(float(v)), "timestamp": stamp, "step": step}
                         for k, v in (metrics or {}).items()]
-        for body in _batches(run_id, codec.kv_list(params), metric_items, codec.kv_list(tags)):
+        # Params and tags first, metrics after: GitLab inserts a batch's parts one by one with no transaction, so a
+        # refused param must not leave its batch's metrics behind to be logged twice.
+        try:
+            for body in _batches(run_id, codec.kv_list(params), [], codec.kv_list(tags)):
+                self._http.json("POST", "runs/log-batch", body=body)
+        except InvalidParameter as refused:
+            self._log_new_only(run_id, params or {}, tags or {}, refused)
+        for body in _batches(run_id, [], metric_items, []):
+            self._http.json("POST", "runs/log-batch", body=body)
+
+    def _log_new_only(self, run_id: str, params: Mapping[str, str], tags: Mapping[str, str],
+                      refused: InvalidParameter) -> None:
+        """After a refused batch: what the run holds already with the same value is not sent again (GitLab
+        refuses any param or tag written before, even unchanged); a changed param is refused, as MLflow does,
+        and so is a changed tag on a server that keeps a tag's first value."""
+        run = self.get_run(run_id)
+        changed = [k for k, v in params.items() if k in run.params and run.params[k] != v]
+        changed += [k for k, v in tags.items() if k in run.tags and run.tags[k] != v]
+        if changed:
+            raise InvalidParameter(refused.service, refused.status, refused.url,
+                                   f"{refused.detail}; the server refused to change {', '.join(sorted(changed))} of "
+                                   f"run {run_id} (a param is written once; GitLab keeps a run tag's first value too)")
+        new_params = {k: v for k, v in params.items() if k not in run.params}
+        new_tags = {k: v for k, v in tags.items() if k not in run.tags}
+        for body in _batches(run_id, codec.kv_list(new_params), [], codec.kv_list(new_tags)):
             self._http.json("POST", "runs/log-batch", body=body)
 
     def get_run(self, run_id: str) -> Run:
@@ -138,7 +165,34 @@ class MlflowRegistry(MlflowModels):
                     max_results: int | None = None) -> list[Run]:
         if not experiment_ids:
             return []
-        return self._search_page(experiment_ids, filter_string, max_results, order_by)
+        try:
+            clauses = partial.parse_filter(filter_string)
+        except ValueError as exc:
+            raise UsageError(f"{exc}; mlops-bot re-checks every run a server finds against its filter.") from None
+        wanted = set(experiment_ids)
+
+        def fits(run: Run) -> bool:
+            return run.experiment_id in wanted and partial.run_matches(run, clauses)
+
+        if self._run_filters_native(experiment_ids):
+            runs = self._search_page(experiment_ids, filter_string, max_results, order_by)
+            if all(fits(run) for run in runs):
+                return runs
+            self._filters_native = False  # it found what the filter excludes: it ignores filters (GitLab)
+        # Experiment by experiment (GitLab reads one id), every page, filtered and ordered here.
+        found = [run for experiment_id in dict.fromkeys(experiment_ids)
+                 for run in self._search_page([experiment_id], filter_string, None, order_by) if fits(run)]
+        ordered = partial.order_runs(found, list(order_by))
+        return ordered if max_results is None else ordered[:max_results]
+
+    def _run_filters_native(self, experiment_ids: Sequence[str]) -> bool:
+        """Learned from answers: a search result the filter excludes says no. Before a search of several
+        experiments, one that can match nothing is asked first (a server that reads one experiment id and no
+        filter answers it with runs)."""
+        if self._filters_native is None and len(experiment_ids) > 1:
+            probe = f"attributes.run_id = 'mlops-bot-probe-{uuid.uuid4().hex[:8]}'"
+            self._filters_native = not self._search_page(experiment_ids, probe, 1)
+        return self._filters_native is not False
 
     def _search_page(self, experiment_ids: Sequence[str], filter_string: str, limit: int | None,
                      order_by: Sequence[str] = (), retry: bool = True) -> list[Run]:
@@ -185,6 +239,14 @@ class MlflowRegistry(MlflowModels):
 
     def check_artifact_location(self, location: str) -> None:
         self._files.check_writable(location)
+
+    # MLflow 3 Logged Models (registry/mlflow/logged_models.py)
+
+    def log_model(self, run_id: str, artifact_path: str, name: str) -> str | None:
+        return self._logged.log(run_id, artifact_path, name)
+
+    def list_logged_model_artifacts(self, model_id: str) -> list[str]:
+        return self._logged.list_files(model_id)
 
     # polling
 

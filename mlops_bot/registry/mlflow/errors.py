@@ -102,3 +102,12 @@ def error_from_transport(exc: Exception, url: str) -> RemoteError:
     if isinstance(exc, (httpx.NetworkError, httpx.RemoteProtocolError)):
         return TransientError(None, url, f"could not connect or the connection broke ({reason})")
     return RemoteError(SERVICE, None, url, f"request failed ({reason})")
+
+
+HOSTILE_WHAT_TO_DO = ("nothing was written outside the download directory; check that the tracking URI names the "
+                      "MLflow server you expect and that no proxy in between rewrites its answers")
+
+
+def hostile(where: str, problem: str) -> RemoteError:
+    """The error for an artifact listing that cannot be followed safely (it answered 200, but not sensibly)."""
+    return RemoteError(SERVICE, 200, where, f"refusing the artifact listing: {problem}; {HOSTILE_WHAT_TO_DO}")

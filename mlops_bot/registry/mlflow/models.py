@@ -1,9 +1,8 @@
-"""The model-registry half of MlflowRegistry: registered models, versions, aliases, capability probing."""
+"""The model-registry half of MlflowRegistry: registered models, versions, aliases."""
 
 from __future__ import annotations
 
 import contextlib
-import uuid
 from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
@@ -11,13 +10,16 @@ from typing import Any
 from ...errors import AlreadyExists, InvalidParameter, NotFound, UsageError
 from .. import aliases as tag_aliases
 from ..base import Capabilities, ModelVersion, RegisteredModel
+from ..validation import model_name_problem, rejected
+from . import capabilities as partial
 from . import codec
 from .errors import SERVICE, EndpointMissing
 from .http import API, MlflowHttp
+from .probes import Probes
 
 
-class MlflowModels:
-    """Registry operations; capabilities the server lacks are found once (lazily) and emulated."""
+class MlflowModels(Probes):
+    """Registry operations; capabilities the server lacks are found once (lazily, probes.py) and emulated."""
 
     def __init__(self, http: MlflowHttp, capabilities: Capabilities | None, page_size: int) -> None:
         self._http = http
@@ -25,35 +27,12 @@ class MlflowModels:
         self._aliases_native: bool | None = None if capabilities is None else capabilities.aliases
         self._search_native: bool | None = None if capabilities is None else capabilities.version_search
         self._artifacts = True if capabilities is None else capabilities.artifacts
+        self._tags_native: bool | None = None if capabilities is None else capabilities.version_tags
+        self._filters_native: bool | None = None if capabilities is None else capabilities.run_filters
+        self._by_semver: bool | None = None  # GitLab: versions are addressed by semantic version (codec)
         where = http.display + API + "registered-models/alias"
         self._tags = tag_aliases.TagAliases(self._raw_versions, self.set_model_version_tag, self._clear_tag,
                                             lambda: (SERVICE, where))
-
-    @property
-    def capabilities(self) -> Capabilities:
-        return Capabilities(self._native_aliases(), self._native_search(), self._artifacts)
-
-    def _native_aliases(self) -> bool:
-        if self._aliases_native is None:
-            probe = {"name": f"mlops-bot-probe-{uuid.uuid4().hex[:8]}", "alias": "probe"}
-            self._aliases_native = self._endpoint_exists("registered-models/alias", probe)
-        return self._aliases_native
-
-    def _native_search(self) -> bool:
-        if self._search_native is None:
-            probe = {"filter": f"name='mlops-bot-probe-{uuid.uuid4().hex[:8]}'", "max_results": 1}
-            self._search_native = self._endpoint_exists("model-versions/search", probe)
-        return self._search_native
-
-    def _endpoint_exists(self, endpoint: str, params: dict[str, Any]) -> bool:
-        """One probe: a missing endpoint answers 404/405/501 without an MLflow error code."""
-        try:
-            self._http.json("GET", endpoint, params=params)
-        except EndpointMissing:
-            return False
-        except (NotFound, InvalidParameter):
-            pass  # the endpoint answered in MLflow's own terms
-        return True
 
     # registered models
 
@@ -76,7 +55,16 @@ class MlflowModels:
             with contextlib.suppress(AlreadyExists):
                 self._http.json("POST", "registered-models/create",
                                 body={"name": name, "description": description}, retry=False)
-            return self._get_model_once(name)
+            try:
+                return self._get_model_once(name)
+            except EndpointMissing:
+                raise
+            except NotFound:
+                problem = model_name_problem(name)
+                if problem:  # GitLab answers an invalid name as RESOURCE_ALREADY_EXISTS, and has no such model
+                    raise rejected(InvalidParameter, SERVICE, self._http.display + API + "registered-models/create",
+                                   problem) from None
+                raise
 
         return self._with_tag_aliases(self._http.retrying(attempt))
 
@@ -87,16 +75,22 @@ class MlflowModels:
     # model versions
 
     def create_model_version(self, name: str, source: str, run_id: str, tags: Mapping[str, str] | None = None,
-                             description: str = "") -> ModelVersion:
+                             description: str = "", model_id: str = "") -> ModelVersion:
         body = {"name": name, "source": source, "run_id": run_id, "tags": codec.kv_list(tags),
-                "description": description}
+                "description": description, **({"model_id": model_id} if model_id else {})}
+
+        if not self._native_tags():
+            # GitLab keeps neither source nor (another experiment's) run_id, and has no version tags: the run,
+            # the source and the tags are the version's records, in its description.
+            records = partial.Records(description, run_id, source, {k: v for k, v in (tags or {}).items() if v})
+            body = {"name": name, "description": self._records_text(records)}
 
         def attempt() -> str:
             existing = [v for v in self._versions_of_run(name, run_id) if v.source == source]
             if existing:
-                return min(existing, key=lambda v: int(v.version)).version
+                return min(existing, key=lambda v: codec.version_order(v.version)).version
             doc = self._http.json("POST", "model-versions/create", body=body, retry=False)
-            return str(doc["model_version"]["version"])
+            return self._learn_key(name, doc["model_version"])
 
         return self.get_model_version(name, self._http.retrying(attempt))
 
@@ -106,9 +100,57 @@ class MlflowModels:
         return [v for v in self._listed_versions(name, retry=False) if v.run_id == run_id]
 
     def get_model_version(self, name: str, version: str) -> ModelVersion:
-        doc = self._http.json("GET", "model-versions/get", params={"name": name, "version": version})
-        found = codec.model_version(doc["model_version"])
+        found = self._version(name, version)
         return found if self._native_aliases() else tag_aliases.present(found, self._tags.aliases(name))
+
+    def _version(self, name: str, version: str, retry: bool = True) -> ModelVersion:
+        """One version as stored (records applied, alias tags kept). GitLab answers a version with its database id
+        in `version` and the semantic version it is fetched by in `aliases`: that is learned here."""
+        wire = codec.wire_version(version) if self._by_semver else version
+        try:
+            doc = self._http.json("GET", "model-versions/get", params={"name": name, "version": wire},
+                                  retry=retry)["model_version"]
+        except EndpointMissing:
+            raise
+        except NotFound:
+            if self._by_semver is not None or not version.isdigit():
+                raise
+            doc = self._http.json("GET", "model-versions/get", params={"name": name,
+                                                                       "version": codec.wire_version(version)},
+                                  retry=retry)["model_version"]
+            wire = codec.wire_version(version)
+        if self._by_semver is None:
+            self._by_semver = str(doc.get("version")) != wire and codec.semver_of(doc) == wire
+        return self._presented(doc)
+
+    def _learn_key(self, name: str, doc: dict[str, Any]) -> str:
+        """The version name of a document a create answered."""
+        if self._by_semver is None and codec.semver_of(doc) is not None:
+            try:
+                self._http.json("GET", "model-versions/get", params={"name": name, "version": str(doc["version"])},
+                                retry=False)
+                self._by_semver = False
+            except EndpointMissing:
+                raise
+            except NotFound:
+                self._by_semver = True
+        return self._presented(doc).version
+
+    def _presented(self, doc: dict[str, Any]) -> ModelVersion:
+        found = codec.model_version(doc, by_semver=bool(self._by_semver))
+        if self._native_tags():
+            return found
+        records = partial.read_records(found.description)
+        return replace(found, description=records.text, run_id=records.run_id or found.run_id,
+                       source=records.source or found.source, tags=partial.tags_with(found.tags, records))
+
+    def _records_text(self, records: partial.Records) -> str:
+        try:
+            return partial.write_records(records)
+        except ValueError as exc:
+            raise UsageError(f"{SERVICE} at {self._http.display}: {exc}; the bot keeps a version's tags in its "
+                             "description there (the server has no model-versions/set-tag). Use fewer deploy "
+                             "targets or shorter details.") from None
 
     def search_model_versions(self, name: str, max_results: int | None = None) -> list[ModelVersion]:
         versions = self._raw_versions(name, max_results)
@@ -141,7 +183,7 @@ class MlflowModels:
             token = str(doc.get("next_page_token") or "")
             if not token:
                 break
-        return sorted(items, key=lambda v: -int(v.version))[:limit]
+        return sorted(items, key=lambda v: codec.version_order(v.version), reverse=True)[:limit]
 
     def _listed_versions(self, name: str, limit: int | None = None, retry: bool = True) -> list[ModelVersion]:
         """Without version search: the newest number from latest_versions, then each version by number."""
@@ -151,27 +193,49 @@ class MlflowModels:
             raise
         except NotFound:
             return []
-        latest = doc["registered_model"].get("latest_versions") or ()
-        newest = max((int(v["version"]) for v in latest), default=0)
+        # MLflow names the latest version per stage, GitLab every version (by semantic version): each named one,
+        # and every number below the newest (deleted versions leave gaps), newest first.
+        named = {codec.short_version(str(v["version"])) for v in doc["registered_model"].get("latest_versions") or ()
+                 if isinstance(v, dict) and v.get("version") is not None}
+        newest = max((int(v) for v in named if v.isdigit()), default=0)
+        candidates = sorted(named | {str(n) for n in range(1, newest + 1)}, key=codec.version_order, reverse=True)
         found: list[ModelVersion] = []
-        for number in range(newest, 0, -1):
+        for version in candidates:
             if limit is not None and len(found) >= limit:
                 break
             try:
-                got = self._http.json("GET", "model-versions/get", params={"name": name, "version": str(number)},
-                                      retry=retry)
+                found.append(self._version(name, version, retry=retry))
             except EndpointMissing:
                 raise
             except NotFound:
                 continue  # a deleted version leaves a gap
-            found.append(codec.model_version(got["model_version"]))
         return found
 
     def set_model_version_tag(self, name: str, version: str, key: str, value: str) -> None:
+        if not self._native_tags():
+            return self._set_record(name, version, key, value)
         self._http.json("POST", "model-versions/set-tag",
                         body={"name": name, "version": version, "key": key, "value": value})
 
+    def _set_record(self, name: str, version: str, key: str, value: str) -> None:
+        """A version tag where the server has none: rewritten into the version's description
+        (PATCH model-versions/update, the one writable field of a GitLab model version)."""
+        current = self._version(name, version)
+        wire = codec.wire_version(version) if self._by_semver else version
+        doc = self._http.json("GET", "model-versions/get", params={"name": name, "version": wire})["model_version"]
+        records = partial.read_records(str(doc.get("description") or ""))
+        if not records.run_id:
+            records.run_id, records.source = current.run_id, current.source
+        if value:
+            records.tags[key] = value
+        else:
+            records.tags.pop(key, None)
+        self._http.json("PATCH", "model-versions/update",
+                        body={"name": name, "version": wire, "description": self._records_text(records)})
+
     def _clear_tag(self, name: str, version: str, key: str) -> None:
+        if not self._native_tags():
+            return self._set_record(name, version, key, "")
         try:
             self._http.json("DELETE", "model-versions/delete-tag", body={"name": name, "version": version, "key": key})
         except EndpointMissing:
@@ -181,6 +245,7 @@ class MlflowModels:
 
     def set_alias(self, name: str, alias: str, version: str) -> None:
         if not self._native_aliases():
+            self._version(name, version)  # NotFound for a version that does not exist, as MLflow says
             return self._tags.set(name, alias, version)
         self._http.json("POST", "registered-models/alias", body={"name": name, "alias": alias, "version": version})
 
