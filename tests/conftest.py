@@ -16,7 +16,7 @@ from tests.servers.mlflow_server import MlflowServer, start
 
 # Fixtures used by more than one folder.
 pytest_plugins = ["tests.plugins.forge_servers", "tests.plugins.event_parts", "tests.plugins.stores",
-                  "tests.plugins.gitlab_mlflow"]
+                  "tests.plugins.gitlab_mlflow", "tests.plugins.azureml_mlflow"]
 
 
 @pytest.fixture(scope="session")
@@ -39,8 +39,8 @@ def unique() -> Callable[[str], str]:
 @pytest.fixture
 def registry_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[..., Registry]]:
     """`make(kind, **options)`: a fresh Registry; kind is local, mlflow, mlflow-tag-aliases (the real
-    server with aliases and version search forced off, exercising the fallbacks), or gitlab (the stand-in for
-    GitLab's MLflow API). Closed at teardown."""
+    server with aliases and version search forced off, exercising the fallbacks), gitlab (the stand-in for
+    GitLab's MLflow API) or azureml (Azure ML's). Closed at teardown."""
     made: list[Registry] = []
 
     def make(kind: str, **options: Any) -> Registry:
@@ -59,6 +59,12 @@ def registry_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator
 
                 uri = request.getfixturevalue("gitlab_mlflow").tracking_uri
                 registry = MlflowRegistry(uri, options.pop("env", {"MLFLOW_TRACKING_TOKEN": TOKEN}), **options)
+                made.append(registry)
+                return registry
+            if kind == "azureml":  # Azure ML's MLflow API (tests/servers/azureml_mlflow.py): capabilities learned
+                standin = request.getfixturevalue("azureml_mlflow_contract")
+                env = options.pop("env", {"MLFLOW_TRACKING_TOKEN": standin.token})
+                registry = MlflowRegistry(standin.tracking_uri, env, **options)
                 made.append(registry)
                 return registry
             server: MlflowServer = request.getfixturevalue("mlflow_server")

@@ -19,9 +19,9 @@ Names = Callable[[str], str]
 
 
 @pytest.fixture(params=[*(pytest.param(kind, marks=[pytest.mark.mlflow] if kind != "local" else [])
-                          for kind in REGISTRY_KINDS), "gitlab"])
+                          for kind in REGISTRY_KINDS), "gitlab", "azureml"])
 def registry(request: pytest.FixtureRequest, registry_factory: Callable[..., Registry]) -> Registry:
-    """Each implementation in turn, and the GitLab stand-in; the remote ones page 3 items at a time."""
+    """Each implementation in turn, and the GitLab and Azure ML stand-ins; the remote ones page 3 items at a time."""
     kind: str = request.param
     return registry_factory(kind) if kind == "local" else registry_factory(kind, page_size=3)
 

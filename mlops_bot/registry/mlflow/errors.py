@@ -70,7 +70,10 @@ def error_from_response(response: httpx.Response, url: str) -> RemoteError:
     status = response.status_code
     document = _json_error(response)
     code = str(document.get("error_code", "")) if document else ""
-    detail = one_line(str(document.get("message", ""))) if document else ""
+    # Azure ML answers {"Error": {"Message": ...}, "error_code": ...}, with no top-level message.
+    nested = document.get("Error") if document else None
+    azure = str(nested.get("Message") or "") if isinstance(nested, dict) else ""
+    detail = one_line(str(document.get("message") or azure)) if document else ""
     if status in (401, 403):
         what = detail or _page_summary(response)
         return AuthError(SERVICE, status, url, f"credentials refused ({what}); check MLFLOW_TRACKING_TOKEN or "

@@ -12,7 +12,7 @@ from .. import aliases as tag_aliases
 from ..base import Capabilities, ModelVersion, RegisteredModel
 from ..validation import model_name_problem, rejected
 from . import capabilities as partial
-from . import codec
+from . import codec, sources
 from .errors import SERVICE, EndpointMissing
 from .http import API, MlflowHttp
 from .probes import Probes
@@ -85,14 +85,35 @@ class MlflowModels(Probes):
             records = partial.Records(description, run_id, source, {k: v for k, v in (tags or {}).items() if v})
             body = {"name": name, "description": self._records_text(records)}
 
+        wanted = sources.VersionSource(source, run_id, self._artifact_uri)
+
         def attempt() -> str:
-            existing = [v for v in self._versions_of_run(name, run_id) if v.source == source]
+            existing = [v for v in self._versions_of_run(name, run_id) if wanted.matches(v.source)]
             if existing:
                 return min(existing, key=lambda v: codec.version_order(v.version)).version
-            doc = self._http.json("POST", "model-versions/create", body=body, retry=False)
-            return self._learn_key(name, doc["model_version"])
+            return self._learn_key(name, self._post_version(name, body, wanted))
 
         return self.get_model_version(name, self._http.retrying(attempt))
+
+    _runs_sources = False  # learned: the server takes a run's files only as runs:/<run_id>/<path> (Azure ML)
+
+    def _post_version(self, name: str, body: dict[str, Any], wanted: sources.VersionSource) -> dict[str, Any]:
+        """POST model-versions/create; a refused source is sent once more as its runs:/ form (sources.py)."""
+        if self._runs_sources and "source" in body and wanted.runs_form():
+            body["source"] = wanted.runs_form()
+        try:
+            return dict(self._http.json("POST", "model-versions/create", body=body, retry=False)["model_version"])
+        except InvalidParameter as refused:
+            if body.get("source") != wanted.given or not wanted.runs_form():
+                raise sources.explained(refused, name, str(body.get("source", ""))) from None
+        self._runs_sources, body["source"] = True, wanted.runs_form()
+        try:
+            return dict(self._http.json("POST", "model-versions/create", body=body, retry=False)["model_version"])
+        except InvalidParameter as refused:
+            raise sources.explained(refused, name, str(body["source"])) from None
+
+    def _artifact_uri(self, run_id: str) -> str:
+        return str(self._http.json("GET", "runs/get", params={"run_id": run_id})["run"]["info"].get("artifact_uri", ""))
 
     def _versions_of_run(self, name: str, run_id: str) -> list[ModelVersion]:
         if self._native_search():
