@@ -16,7 +16,7 @@ from tests.servers.mlflow_server import MlflowServer, start
 
 # Fixtures used by more than one folder.
 pytest_plugins = ["tests.plugins.forge_servers", "tests.plugins.event_parts", "tests.plugins.stores",
-                  "tests.plugins.gitlab_mlflow", "tests.plugins.azureml_mlflow"]
+                  "tests.plugins.gitlab_mlflow", "tests.plugins.azureml_mlflow", "tests.plugins.databricks_uc"]
 
 
 @pytest.fixture(scope="session")
@@ -65,6 +65,15 @@ def registry_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator
                 standin = request.getfixturevalue("azureml_mlflow_contract")
                 env = options.pop("env", {"MLFLOW_TRACKING_TOKEN": standin.token})
                 registry = MlflowRegistry(standin.tracking_uri, env, **options)
+                made.append(registry)
+                return registry
+            if kind == "databricks-uc":  # Databricks with Unity Catalog (tests/servers/databricks_uc.py)
+                from tests.plugins.databricks_uc import ContractUnityRegistry
+
+                standin = request.getfixturevalue("databricks_uc")
+                options.pop("capabilities", None)
+                registry = ContractUnityRegistry(standin.tracking_uri, options.pop("env", {"MLFLOW_TRACKING_TOKEN":
+                                                                                           standin.token}), **options)
                 made.append(registry)
                 return registry
             server: MlflowServer = request.getfixturevalue("mlflow_server")

@@ -21,6 +21,7 @@ class Model:
 class Tracking:
     uri: str  # "local" = the embedded store in the state directory (support/state.py)
     experiment: str
+    registry_uri: str = ""  # "" = the tracking server's registry; "databricks-uc" = Unity Catalog on that workspace
 
 
 @dataclass(frozen=True)

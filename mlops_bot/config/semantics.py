@@ -30,7 +30,34 @@ def semantic_problems(doc: Document) -> list[Problem]:
     problems += _criteria(doc, steps)
     problems += _unique_deploy_names(doc)
     problems += pass_env_problems(doc)
+    problems += _unity_catalog_name(doc)
     return problems
+
+
+def unity_catalog_name_problem(name: str) -> str:
+    """Why Unity Catalog would not take `name` as a model's name ("" when it would): three parts, catalog.schema.model,
+    each without space, '/' or control characters, at most 255 characters, stored in lower case (Databricks' "Names"
+    page, sql-ref-names)."""
+    parts = name.split(".")
+    bad = [p for p in parts if len(p) > 255 or any(c in " /" or ord(c) < 32 or ord(c) == 127 for c in p)]
+    if bad:
+        return (f"{name!r} is not a Unity Catalog model name: no part of catalog.schema.model may hold a space, '/' "
+                "or a control character, or pass 255 characters")
+    if len(parts) != 3 or not all(parts):
+        return (f"{name!r} is not a Unity Catalog model name: write it as catalog.schema.model (for example "
+                f"main.ml.{parts[-1] or 'model'})")
+    if name != name.lower():
+        return f"{name!r}: Unity Catalog stores names in lower case; write {name.lower()!r}"
+    return ""
+
+
+def _unity_catalog_name(doc: Document) -> list[Problem]:
+    tracking, model = _mapping(doc.data.get("tracking")), _mapping(doc.data.get("model"))
+    name = model.get("name")
+    if tracking.get("registry_uri") != "databricks-uc" or not isinstance(name, str):
+        return []
+    problem = unity_catalog_name_problem(name)
+    return [doc.problem(("model", "name"), f"{problem} (tracking.registry_uri is databricks-uc)")] if problem else []
 
 
 def _mapping(value: Any) -> dict[str, Any]:

@@ -63,8 +63,9 @@ class Project:
             else:
                 from ..registry import open_registry
 
+                tracking = self.config.tracking
                 try:
-                    self._registry = open_registry(self.config.tracking.uri, self.config.root, self.env)
+                    self._registry = open_registry(tracking.uri, self.config.root, self.env, tracking.registry_uri)
                 except UsageError as exc:
                     raise UsageError(f"{self.config.path.name}: tracking.uri: {exc}") from None
         return self._registry

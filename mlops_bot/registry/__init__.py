@@ -15,12 +15,16 @@ from ..support.urls import redact
 from .base import ModelVersion, Registry
 
 
-def open_registry(tracking_uri: str, root: Path, env: Mapping[str, str] | None = None) -> Registry:
+def open_registry(tracking_uri: str, root: Path, env: Mapping[str, str] | None = None,
+                  registry_uri: str = "") -> Registry:
     """`local` (or empty): the embedded store in the state directory of `root`; http(s)://: an MLflow server.
 
-    `env` supplies the MLFLOW_TRACKING_* credentials (os.environ when None).
+    `env` supplies the MLFLOW_TRACKING_* credentials (os.environ when None). `registry_uri` 'databricks-uc':
+    the registry half in Unity Catalog on the same workspace (registry/mlflow/unity.py).
     """
     uri = tracking_uri.strip()
+    if registry_uri.strip():
+        return _unity_catalog(uri, registry_uri.strip(), os.environ if env is None else env)
     if uri in ("", "local"):
         from .local.store import LocalRegistry
 
@@ -30,6 +34,18 @@ def open_registry(tracking_uri: str, root: Path, env: Mapping[str, str] | None =
 
         return MlflowRegistry(uri, os.environ if env is None else env)
     raise UsageError(f"tracking URI {redact(tracking_uri)!r} is not supported; {_instead(uri)}")
+
+
+def _unity_catalog(uri: str, registry_uri: str, env: Mapping[str, str]) -> Registry:
+    if registry_uri.lower() != "databricks-uc":
+        raise UsageError(f"registry URI {redact(registry_uri)!r} is not supported; use 'databricks-uc' (Unity Catalog) "
+                         "or leave it out for the tracking server's own registry.")
+    if not uri.lower().startswith(("http://", "https://")):
+        raise UsageError(f"registry URI 'databricks-uc' needs the Databricks workspace as the tracking URI, not "
+                         f"{redact(uri)!r}: use https://<workspace>.cloud.databricks.com with MLFLOW_TRACKING_TOKEN.")
+    from .mlflow.unity import UnityRegistry
+
+    return UnityRegistry(uri, env)
 
 
 def _instead(uri: str) -> str:

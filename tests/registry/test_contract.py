@@ -19,11 +19,18 @@ Names = Callable[[str], str]
 
 
 @pytest.fixture(params=[*(pytest.param(kind, marks=[pytest.mark.mlflow] if kind != "local" else [])
-                          for kind in REGISTRY_KINDS), "gitlab", "azureml"])
+                          for kind in REGISTRY_KINDS), "gitlab", "azureml", "databricks-uc"])
 def registry(request: pytest.FixtureRequest, registry_factory: Callable[..., Registry]) -> Registry:
     """Each implementation in turn, and the GitLab and Azure ML stand-ins; the remote ones page 3 items at a time."""
     kind: str = request.param
     return registry_factory(kind) if kind == "local" else registry_factory(kind, page_size=3)
+
+
+def model_name(registry: Registry, name: str) -> str:
+    """Unity Catalog names a model catalog.schema.model, in lower case, with no space; elsewhere `name` as it is."""
+    from mlops_bot.registry.mlflow.unity import UnityRegistry
+
+    return f"main.contract.{name.replace(' ', '_')}" if isinstance(registry, UnityRegistry) else name
 
 
 def finished_run(registry: Registry, experiment_id: str, **tags: str) -> Run:
@@ -186,7 +193,7 @@ def test_list_artifacts(registry: Registry, unique: Names, tmp_path: Path) -> No
 def test_registered_models_and_versions(registry: Registry, unique: Names) -> None:
     exp = registry.get_or_create_experiment(unique("exp"))
     runs = [finished_run(registry, exp.experiment_id) for _ in range(2)]
-    name = unique("model with spaces")
+    name = model_name(registry, unique("model with spaces"))
     with pytest.raises(NotFound):
         registry.get_registered_model(name)
     assert registry.search_model_versions(name) == []
@@ -225,7 +232,7 @@ def test_model_name_with_slash_is_a_clear_error(registry: Registry) -> None:
 def test_aliases(registry: Registry, unique: Names) -> None:
     exp = registry.get_or_create_experiment(unique("exp"))
     run = finished_run(registry, exp.experiment_id)
-    name = unique("model")
+    name = model_name(registry, unique("model"))
     registry.get_or_create_registered_model(name)
     for path in ("a", "b", "c"):
         registry.create_model_version(name, f"runs:/{run.run_id}/{path}", run.run_id, tags={"path": path})
@@ -254,7 +261,7 @@ def test_aliases(registry: Registry, unique: Names) -> None:
 
 def test_events_since(registry: Registry, unique: Names) -> None:
     exp = registry.get_or_create_experiment(unique("exp"))
-    name = unique("model")
+    name = model_name(registry, unique("model"))
     old_run = finished_run(registry, exp.experiment_id)
     registry.get_or_create_registered_model(name)
     registry.create_model_version(name, f"runs:/{old_run.run_id}/m", old_run.run_id)
@@ -307,7 +314,7 @@ def test_a_pipeline_run_is_finished_when_the_bot_finishes_it(registry: Registry,
 
 def test_events_for_a_model_created_after_the_cursor(registry: Registry, unique: Names) -> None:
     exp = registry.get_or_create_experiment(unique("exp"))
-    name = unique("model")
+    name = model_name(registry, unique("model"))
     _, cursor = registry.events_since(None, [name])
     run = finished_run(registry, exp.experiment_id)
     registry.get_or_create_registered_model(name)
