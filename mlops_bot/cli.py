@@ -39,6 +39,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("serve", "receive signed MLflow/GitHub/GitLab webhooks and run the `on:` rules of ml.yaml"),
     "watch": ("watch", "poll the tracking server and registry for changes and run the `on:` rules"),
     "events": ("events", "read the audit log of events (--follow, --type T, --json)"),
+    "ui": ("ui", "show the embedded store (tracking.uri: local) in MLflow's UI: export it and run `mlflow ui`"),
 }
 
 

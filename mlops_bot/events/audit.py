@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
+from ..support.sqlite_guard import open_lock_file
 from ..support.state import AUDIT_FILE, AUDIT_LOCK_FILE, EVENTS_DIR, local_state_dir, state_path
 
 if TYPE_CHECKING:
@@ -63,7 +64,7 @@ class EventLog:
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
-        fd = os.open(self.directory / AUDIT_LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = open_lock_file(self.directory / AUDIT_LOCK_FILE)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             yield

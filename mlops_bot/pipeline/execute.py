@@ -29,6 +29,7 @@ from ..registry.base import Registry, Run, RunStatus
 from ..support.environment import child_environment
 from ..support.paths import normalise, overlaps
 from ..support.processes import interrupts_held
+from ..support.sqlite_guard import open_lock_file
 from ..support.state import RUN_LOCK_FILE, local_state_dir, state_path
 from . import dag, noop
 from .cache import (
@@ -68,13 +69,16 @@ def run_pipeline(config: Config, registry: Registry | Callable[[], Registry],
 def _exclusive(state_dir: Path) -> Iterator[None]:
     """One `run` per project at a time: two would race on outs and ml.lock."""
     local_state_dir(state_dir)
-    with open(state_dir / RUN_LOCK_FILE, "w") as handle:
+    fd = open_lock_file(state_dir / RUN_LOCK_FILE)  # never empty: MLflow's tools refuse it (support/sqlite_guard)
+    try:
         try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise UsageError(f"another `mlops-bot run` is running in {state_dir.parent}; wait for it to finish.") \
                 from None
         yield
+    finally:
+        os.close(fd)  # closing releases the lock
 
 
 class _Execution:

@@ -111,23 +111,37 @@ class Tracker:
 
     def step_env(self, run_id: str, step: str = "") -> dict[str, str]:
         env = {"MLFLOW_TRACKING_URI": self.registry.tracking_uri,
-               "MLFLOW_EXPERIMENT_NAME": self.config.tracking.experiment}
-        # The embedded store gives steps a separate mlflow store where our run id does not exist.
-        if not self.embedded:
+               "MLFLOW_EXPERIMENT_NAME": self.config.tracking.experiment,
+               RUN_CONTEXT_ENV: run_context(run_id, step)}  # a run the step's code creates: our child
+        if self.embedded:  # MLflow's own store beside ours (registry/local/steps); our run id is not in it
+            from ..registry.local.steps import steps_env
+
+            env.update(steps_env(self.state_dir))
+        else:
             env["MLFLOW_RUN_ID"] = run_id
-            env[RUN_CONTEXT_ENV] = run_context(run_id, step)  # a run the step's code creates: our child
         return env
 
     def self_logging(self, run_id: str) -> SelfLogging | None:
-        """The runs the steps' own mlflow code made in `run_id` (pipeline/selflog); None on the embedded store,
-        where steps log to a store of their own."""
-        return None if self.embedded else SelfLogging(self.registry, self.experiment_id, run_id)
+        """The runs the steps' own mlflow code made in `run_id` (pipeline/selflog); on the embedded store they
+        are in MLflow's store beside it, seen through registry/local/steps.StepRuns."""
+        if not self.embedded:
+            return SelfLogging(self.registry, self.experiment_id, run_id)
+        from ..registry.local.steps import StepRuns
+        from ..registry.local.store import LocalRegistry
+
+        registry = self.registry
+        return SelfLogging(StepRuns(registry), self.experiment_id, run_id) \
+            if isinstance(registry, LocalRegistry) else None
 
     def fold_children(self, run_id: str, params: Mapping[str, object], metrics: Mapping[str, float]) -> None:
-        """Before `finish`: the children's params and metrics the run lacks, copied into it (selflog.fold)."""
+        """Before `finish`: the children's params and metrics the run lacks, copied into it (selflog.fold), and on
+        the embedded store their artifacts too."""
         children = self.self_logging(run_id)
         if children is not None:
             children.fold({k: _param_text(v) for k, v in params.items()}, metrics, param_clash)
+            fold_artifacts = getattr(children.registry, "fold_artifacts", None)
+            if fold_artifacts is not None:
+                fold_artifacts(run_id)
 
     def end_children(self, run_id: str, status: RunStatus) -> None:
         """Ends the children of `run_id` still RUNNING, as the run ends (FAILED, KILLED)."""

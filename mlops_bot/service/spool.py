@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from ..events.event import Event
+from ..support.sqlite_guard import open_lock_file, refuse_mlflow
 
 KEEP_IDS_S = 7 * 24 * 3600  # handled ids are kept this long: longer than any sender retries or MAX_AGE_S
 BATCH = 256
@@ -64,6 +65,7 @@ def connect(path: Path) -> sqlite3.Connection:
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=FULL")
     conn.executescript(_SCHEMA)
+    refuse_mlflow(conn)  # MLflow's tools pointed at this file refuse it (support/sqlite_guard)
     return conn
 
 
@@ -118,7 +120,7 @@ def hold_exclusive(path: Path, what: str) -> int:
     from ..errors import UsageError
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = open_lock_file(path)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:

@@ -9,6 +9,7 @@ from mlops_bot.errors import UsageError
 from mlops_bot.pipeline.cache import read_lock
 from mlops_bot.pipeline.execute import run_pipeline
 from mlops_bot.pipeline.result import PipelineResult, RunOptions
+from mlops_bot.pipeline.selflog import run_context
 from mlops_bot.registry.base import Registry
 from mlops_bot.registry.tags import CONFIG_DIGEST, PIPELINE_KEY, step_key
 from tests.helpers.pipeline_project import config, executions
@@ -44,9 +45,10 @@ def test_first_run_executes_everything_and_logs_one_tracking_run(project: Path, 
 def test_steps_see_the_tracking_run_in_their_environment(project: Path, registry: Registry, counter: Path) -> None:
     result = run(project, registry)
     env = json.loads((project / "build" / "env.json").read_text())
-    # The embedded store hands steps a store of their own, where our run id would not exist.
+    # The embedded store hands steps MLflow's store beside it, where our run id would not exist: what they log
+    # there is a child of the run (its context), folded into it (registry/local/steps).
     assert env == {"MLFLOW_TRACKING_URI": registry.tracking_uri, "MLFLOW_EXPERIMENT_NAME": "demo",
-                   "STEP_FLAVOUR": "vanilla"}
+                   "MLFLOW_RUN_CONTEXT": run_context(result.run_id or "", "evaluate"), "STEP_FLAVOUR": "vanilla"}
     assert result.run_id
 
 

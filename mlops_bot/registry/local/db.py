@@ -15,11 +15,12 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from ...errors import RemoteError
+from ...support.sqlite_guard import refuse_mlflow
 from ...support.state import local_state_dir
 from ..validation import rejected
 
 SERVICE = "local registry"
-SCHEMA_VERSION = 2  # 2: locks
+SCHEMA_VERSION = 3  # 2: locks; 3: the guard against MLflow's migrations
 _BUSY_TIMEOUT_MS = 60_000
 
 _SCHEMA = """
@@ -59,6 +60,16 @@ CREATE TABLE IF NOT EXISTS aliases (
     PRIMARY KEY (name, alias), FOREIGN KEY (name, version) REFERENCES model_versions(name, version));
 """
 
+# MLflow's tools (`mlflow ui/server/gc/db upgrade --backend-store-uri sqlite:///.mlops-bot/registry.db`) create the
+# tables of its first schema that are missing (`tags`, as ours are called otherwise) and then `alembic_version`, one
+# autocommitted DDL statement at a time, then fail half-way through their migrations. An index already holding each
+# of those two names makes the first of those statements fail: MLflow stops before it writes anything
+# (tests/registry/test_embedded_mlflow.py runs the real CLI). A file MLflow already changed loses what it added.
+_REPAIR = """
+DROP TABLE IF EXISTS alembic_version;
+DROP TABLE IF EXISTS tags;
+"""
+
 
 class Database:
     """One connection per process (re-opened after a fork), shared by threads under a lock."""
@@ -89,9 +100,10 @@ class Database:
         conn.execute("BEGIN IMMEDIATE")
         try:
             if conn.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
-                for statement in _SCHEMA.split(";"):
+                for statement in (_SCHEMA + _REPAIR).split(";"):
                     if statement.strip():
                         conn.execute(statement)
+                refuse_mlflow(conn)  # support/sqlite_guard
                 conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             conn.execute("COMMIT")
         except BaseException:

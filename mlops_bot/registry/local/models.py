@@ -47,6 +47,11 @@ class LocalModels:
                    conn.execute("SELECT alias, version FROM aliases WHERE name = ? ORDER BY alias", (name,))}
         return RegisteredModel(name, description, aliases, {})
 
+    def registered_model_names(self) -> list[str]:
+        """Every registered model, by name (for the export into MLflow's own store, export.py)."""
+        with self._db.read() as conn:
+            return [name for (name,) in conn.execute("SELECT name FROM registered_models ORDER BY name")]
+
     def get_registered_model(self, name: str) -> RegisteredModel:
         with self._db.read() as conn:
             return self._model(conn, name)

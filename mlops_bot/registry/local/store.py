@@ -44,11 +44,10 @@ class LocalRegistry(LocalModels):
 
     @property
     def tracking_uri(self) -> str:
-        """An MLflow store for steps that log with mlflow themselves: `sqlite:///<root>/mlflow-steps.db`.
+        """MLflow's own store beside this one for steps that log with mlflow: `sqlite:///<root>/mlflow-steps.db`.
 
-        It is a separate store, not this registry: what steps log there is not seen by the bot, and the
-        bot's run ids do not exist there, so callers must not export MLFLOW_RUN_ID along with it. It keeps
-        such logging inside `.mlops-bot/` instead of an `mlflow.db` in the working tree.
+        The bot's run ids do not exist there, so callers must not export MLFLOW_RUN_ID along with it: the runs a
+        step creates there are children of the pipeline run, folded into it after the steps (see steps.py).
         """
         return f"sqlite:///{self.root / STEPS_MLFLOW_DB}"
 
