@@ -35,7 +35,7 @@ class PollSource(Protocol):
 class _State:
     polled: int
     runs: list[str] = field(default_factory=list)
-    versions: dict[str, int] = field(default_factory=dict)
+    versions: dict[str, tuple[int, ...]] = field(default_factory=dict)  # the newest version's order key
     aliases: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
@@ -43,11 +43,25 @@ def _decode(cursor: str) -> _State:
     try:
         doc = json.loads(cursor)
         return _State(int(doc["polled"]), [str(r) for r in doc["runs"]],
-                      {str(k): int(v) for k, v in doc["versions"].items()},
+                      {str(k): _stored_key(v) for k, v in doc["versions"].items()},
                       {str(k): {str(a): str(v) for a, v in m.items()} for k, m in doc["aliases"].items()})
     except (ValueError, KeyError, TypeError, AttributeError):
         raise UsageError(f"event cursor {cursor[:40]!r} was not written by this mlops-bot; "
                          "start again without a cursor.") from None
+
+
+def _stored_key(value: object) -> tuple[int, ...]:
+    """A cursor's version key: a list of ints, or one int (cursors written before semantic versions)."""
+    if isinstance(value, bool) or not isinstance(value, (int, list)):
+        raise TypeError(value)
+    return (value,) if isinstance(value, int) else tuple(int(v) for v in value)
+
+
+def version_key(version: str) -> tuple[int, ...]:
+    """The order of a version: '7' -> (7,), a semantic version such as GitLab's '1.2.0' -> (1, 2, 0); anything
+    else sorts before them all."""
+    parts = version.split(".")
+    return tuple(int(p) for p in parts) if all(p.isdigit() for p in parts) else (-1,)
 
 
 def _encode(state: _State) -> str:
@@ -108,21 +122,21 @@ def _model_changes(source: PollSource, name: str, old: _State | None, new: _Stat
         known = old.versions.get(name) if old else None
         versions = _versions_after(source, name, known)
     new.aliases[name] = aliases
-    newest = max((int(v.version) for v in versions), default=0)
+    newest = max((version_key(v.version) for v in versions), default=())
     known = old.versions.get(name) if old else None
-    new.versions[name] = max(newest, known or 0)
+    new.versions[name] = max(newest, known or ())
     if old is None or known is None:
         return []  # a model we start watching now: its history is not news
     events = [RegistryEvent("model_version.created", v.creation_timestamp, model=name, version=v.version,
                             run_id=v.run_id, data={"source": v.source, "status": v.status})
-              for v in sorted(versions, key=lambda v: int(v.version)) if int(v.version) > known]
+              for v in sorted(versions, key=lambda v: version_key(v.version)) if version_key(v.version) > known]
     return events + _alias_changes(name, old.aliases.get(name, {}), aliases, now)
 
 
-def _versions_after(source: PollSource, name: str, known: int | None) -> list[ModelVersion]:
+def _versions_after(source: PollSource, name: str, known: tuple[int, ...] | None) -> list[ModelVersion]:
     """Versions newer than `known` (all of them when nothing is known), reading only what is needed."""
     first = source.search_model_versions(name, max_results=_FIRST_PAGE)
-    if known is not None and (len(first) < _FIRST_PAGE or any(int(v.version) <= known for v in first)):
+    if known is not None and (len(first) < _FIRST_PAGE or any(version_key(v.version) <= known for v in first)):
         return first
     if known is None:
         return first[:1]  # only the newest number matters for a baseline
