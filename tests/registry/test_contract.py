@@ -18,10 +18,15 @@ from tests.helpers.registries import REGISTRY_KINDS
 Names = Callable[[str], str]
 
 
+# The vendor stand-ins take seconds a test (HTTP round trips, capability probes): the full tier runs them.
+VENDORS = ("gitlab", "azureml", "databricks-uc")
+
+
 @pytest.fixture(params=[*(pytest.param(kind, marks=[pytest.mark.mlflow] if kind != "local" else [])
-                          for kind in REGISTRY_KINDS), "gitlab", "azureml", "databricks-uc"])
+                          for kind in REGISTRY_KINDS), *(pytest.param(v, marks=pytest.mark.slow) for v in VENDORS)])
 def registry(request: pytest.FixtureRequest, registry_factory: Callable[..., Registry]) -> Registry:
-    """Each implementation in turn, and the GitLab and Azure ML stand-ins; the remote ones page 3 items at a time."""
+    """Each implementation in turn, and the GitLab, Azure ML and Unity Catalog stand-ins; the remote ones page 3 items
+    at a time."""
     kind: str = request.param
     return registry_factory(kind) if kind == "local" else registry_factory(kind, page_size=3)
 

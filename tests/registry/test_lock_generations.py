@@ -16,7 +16,8 @@ from mlops_bot.registry.lock import registry_lock
 from mlops_bot.registry.mlflow.lock import PREFIX
 
 
-@pytest.mark.parametrize("kind", ["azureml", pytest.param("mlflow", marks=pytest.mark.mlflow)])
+@pytest.mark.parametrize("kind", [pytest.param("azureml", marks=pytest.mark.slow),
+                                  pytest.param("mlflow", marks=pytest.mark.mlflow)])
 def test_a_released_lock_is_taken_again_and_an_expired_one_taken_over(
         registry_factory: Callable[..., Registry], kind: str) -> None:
     registry = registry_factory(kind)
@@ -38,6 +39,7 @@ def test_a_released_lock_is_taken_again_and_an_expired_one_taken_over(
             assert registry.try_lock(f"promote.{name}", f"other-{promotion}", 60_000) == owner
 
 
+@pytest.mark.slow
 def test_without_delete_the_lock_leaves_generations_not_a_stuck_model(registry_factory: Callable[..., Registry]
                                                                     ) -> None:
     registry = registry_factory("azureml")

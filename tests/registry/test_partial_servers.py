@@ -94,6 +94,7 @@ def test_routes_answered_with_an_html_404_page_are_learned_as_missing(partial: P
     assert partial.blocked >= 2
 
 
+@pytest.mark.slow
 def test_a_server_that_answers_seconds_is_read_in_milliseconds(registry_factory: Callable[..., Registry]) -> None:
     registry = registry_factory("gitlab")  # GitLab's entities answer start_time and end_time in seconds
     experiment = registry.get_or_create_experiment(f"seconds-{uuid.uuid4().hex[:8]}")
