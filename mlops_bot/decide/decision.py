@@ -100,6 +100,8 @@ class Champion:
     rescored_metrics: Metrics | None = None  # the same evaluation re-run on today's data
     params: Mapping[str, str] = field(default_factory=dict)
     source: str = ""  # e.g. "models:/iris@champion" or a file path
+    rescored_at: str | None = None  # when that evaluation ran (ISO 8601, UTC)
+    rescore_reused: bool = False  # the evaluation was recorded by an earlier check on the same inputs
 
     @property
     def label(self) -> str:

@@ -106,7 +106,8 @@ def _challenger_dict(c: Challenger) -> dict[str, Any]:
 def _champion_dict(c: Champion) -> dict[str, Any]:
     rescored = None if c.rescored_metrics is None else dump_metrics(c.rescored_metrics)
     return {"version": c.version, "run_id": c.run_id, "source": c.source, "metrics": dump_metrics(c.metrics),
-            "rescored_metrics": rescored, "params": dict(c.params)}
+            "rescored_metrics": rescored, "params": dict(c.params), "rescored_at": c.rescored_at,
+            "rescore_reused": c.rescore_reused}
 
 
 def _criterion_dict(c: CriterionResult) -> dict[str, Any]:
@@ -151,7 +152,8 @@ def _champion_from(d: Mapping[str, Any]) -> Champion:
     rescored = d.get("rescored_metrics")
     return Champion(version=d.get("version"), run_id=d.get("run_id"), metrics=load_metrics(d["metrics"]),
                     rescored_metrics=None if rescored is None else load_metrics(rescored),
-                    params=dict(d.get("params", {})), source=d.get("source", ""))
+                    params=dict(d.get("params", {})), source=d.get("source", ""),
+                    rescored_at=d.get("rescored_at"), rescore_reused=bool(d.get("rescore_reused", False)))
 
 
 def _criterion_from(d: Mapping[str, Any]) -> CriterionResult:

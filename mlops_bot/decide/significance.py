@@ -7,14 +7,14 @@ declared alpha; "two-sided" doubles the smaller one-sided p. Either way only a d
 direction is called significant. The direction comes from the caller (the metric's criterion, or
 compare.significance.greater_is_better); a registry metric declared the other way round is refused.
 
-McNemar, for accuracy-like metrics (the mean of a 0/1 per-row score: accuracy, error_rate, a 0/1 column): only
-the discordant rows count, b where only the challenger is right (better), c where only the champion is. The
-test is the exact binomial test of b among b + c at 1/2 (scipy.stats.binomtest), at every size: it costs
-microseconds, never exceeds its level, and the continuity-corrected chi-square only approximates it (within
-0.0012 of p from b + c = 25 on: tests/decide/test_reference.py). `statistic` is b. The interval is the
-Clopper-Pearson interval of b/(b + c) mapped to the difference (b + c)/n (2 pi - 1): it excludes 0 exactly when
-the test rejects. MDE uses the standard error of the paired difference of proportions, sqrt((pb + pc - (pb -
-pc)^2)/n) with pb = b/n, pc = c/n.
+McNemar, for accuracy-like metrics (the mean of a 0/1 per-row score: accuracy, error_rate, a 0/1 column): only the
+discordant rows count, b where only the challenger is right (better), c where only the champion is. The test is the
+exact binomial test of b among b + c at 1/2 (scipy.stats.binomtest's values, from scipy.special in
+decide/binomial), at every size: it costs microseconds, never exceeds its level, and the continuity-corrected
+chi-square only approximates it (within 0.0012 of p from b + c = 25 on: tests/decide/test_reference.py).
+`statistic` is b. The interval is the Clopper-Pearson interval of b/(b + c) mapped to the difference (b + c)/n (2
+pi - 1): it excludes 0 exactly when the test rejects. MDE uses the standard error of the paired difference of
+proportions, sqrt((pb + pc - (pb - pc)^2)/n) with pb = b/n, pc = c/n.
 
 Bootstrap, for every other metric (test "auto"), or any metric (test "paired_bootstrap"): `resamples` resamples
 of the rows, the same rows for both models and y_true (numpy's default_rng(seed): row indices in batches, or
@@ -51,6 +51,7 @@ from ..config.model import Significance
 from ..errors import DataError
 from ..metrics.numbers import fmt, fmt_signed
 from ..metrics.predictions import PairedRows
+from . import binomial
 from .decision import Alternative, SignificanceResult, SignificanceTest
 from .kernels import Kernel, resample
 from .measures import prepare
@@ -151,8 +152,6 @@ def mcnemar(challenger: Sequence[float], champion: Sequence[float], *, metric: s
 
 def mcnemar_test(spec: Significance, metric: str, pair: tuple[Array, Array], sign: float,
                  deferred: int | None = None) -> Found:
-    from scipy.stats import binomtest
-
     n = len(pair[0])
     better = sign * (pair[0] - pair[1])
     b, c = int((better > 0).sum()), int((better < 0).sum())
@@ -160,11 +159,9 @@ def mcnemar_test(spec: Significance, metric: str, pair: tuple[Array, Array], sig
     ours, theirs = float(pair[0].mean()), float(pair[1].mean())
     p, interval = 1.0, None
     if m:
-        two_sided = binomtest(b, m, 0.5)
-        p = float(binomtest(b, m, 0.5, alternative="greater").pvalue if spec.alternative == "better"
-                  else two_sided.pvalue)
-        ci = two_sided.proportion_ci(confidence_level=1 - 2 * tail, method="exact")
-        interval = _raw(m / n * (2 * ci.low - 1), m / n * (2 * ci.high - 1), sign)
+        p = binomial.p_greater(b, m) if spec.alternative == "better" else binomial.p_two_sided(b, m)
+        low, high = binomial.clopper_pearson(b, m, 1 - 2 * tail)
+        interval = _raw(m / n * (2 * low - 1), m / n * (2 * high - 1), sign)
     pb, pc = b / n, c / n
     se = math.sqrt(max(pb + pc - (pb - pc) ** 2, 0.0) / n)
     method = "exact binomial McNemar" + ("" if deferred is None else f", as the bootstrap needs {EXACT_BELOW} "

@@ -107,7 +107,9 @@ def judge(config: Config, registry: Registry, challenger: Challenger, prediction
           now: datetime | None = None) -> Decision:
     """`challenger` against the registered champion (rescored on today's data when ml.yaml says so)."""
     champion = resolve_champion(registry, config.model.name, config.compare.champion.alias)
-    history = earlier_champions(registry, config.model.name, config.report.history, champion)
+    experiment = challenger.lineage.get("experiment")  # where earlier champions' runs usually are too
+    history = earlier_champions(registry, config.model.name, config.report.history, champion,
+                                [experiment] if experiment else [])
     champion_predictions = predictions.champion
     workdir = None
     try:

@@ -34,7 +34,7 @@ from ..decide.document import from_document
 from ..errors import EXIT_NEGATIVE, EXIT_OK, BotError, InvalidParameter, NotFound, UsageError
 from ..events.bus import emit
 from ..events.event import model_subject
-from ..forges.base import CommentResult, Forge, is_degradable
+from ..forges.base import CommentResult, Forge, StatusRef, is_degradable
 from ..report.markdown import Links, marker, render_markdown
 from ..support.state import DECISION_FILE, state_relpath
 from ..support.urls import link_base
@@ -83,7 +83,7 @@ def main(args: argparse.Namespace, project: Project) -> int:
     context = read_context(project.env)
     if args.pr is not None or args.sha:
         context = replace(context, pr_number=args.pr if args.pr is not None else context.pr_number,
-                          sha=args.sha or context.sha)
+                          sha=args.sha or context.sha, previous_sha="" if args.sha else context.previous_sha)
     delivery = Delivery(context, project.env, root, settings, links_for(context, decision, tracking_uri),
                         post=not args.no_post, stream=sys.stderr if args.json else sys.stdout,
                         check_head=args.pr is not None)
@@ -168,21 +168,25 @@ class _Posted:
 
 
 def _post(decision: Decision, markdown: str, context: CIContext, forge: Forge, posted: _Posted) -> Publication:
-    """The comment, then the status; each is tried whatever happened to the other."""
+    """The comment, then the status, whose target_url is the comment (so that the next check finds the comment
+    without reading every page of them) or else the CI run; each is tried whatever happened to the other."""
     out, done = posted.out, posted.done
     errors: list[BotError] = []
     comment: CommentResult | None = None
+    label = f"mlops-bot/{decision.model}"
     if context.pr_number is not None or not context.in_ci:
         try:
-            comment = forge.upsert_comment(posted.sticky_marker, markdown)
+            comment = forge.upsert_comment(posted.sticky_marker, markdown, remembered=StatusRef(
+                label, context.sha, context.previous_sha) if context.sha else None)
         except BotError as exc:
             errors.append(exc)
     status: StatusPost = "skipped"
     # A dead token or an API that stays down would only fail the status the same way: spare the wait.
     if context.sha and not any(_hopeless(e) for e in errors):
+        target = comment.url if comment is not None and comment.url.startswith(("https://", "http://")) else ""
         try:
             forge.set_status(context.sha, "success" if decision.passed else "failure", decision.summary,
-                             target_url=context.run_url, label=f"mlops-bot/{decision.model}")
+                             target_url=target or context.run_url, label=label)
             status = "posted"
         except BotError as exc:
             errors.append(exc)

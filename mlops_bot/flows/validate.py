@@ -38,6 +38,8 @@ def main(args: argparse.Namespace, project: Project) -> int:
 
 def _noise(config: Config) -> tuple[str, ...]:
     """Rules below what the last run's evaluation rows can resolve (nothing to say before a first run)."""
+    if not any(s.predictions and (config.root / s.predictions).is_file() for s in config.pipeline.values()):
+        return ()  # no evaluation yet: spare the imports below (a third of `validate`'s time)
     from ..decide.noise import resolution_notes
     from ..errors import BotError
     from ..metrics.predictions import read_predictions

@@ -13,11 +13,12 @@ written):
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal, Protocol, runtime_checkable
 
-from ..errors import AuthError, BotError
+from ..errors import AuthError, BotError, InvalidParameter, NotFound
 
 CommentAction = Literal["created", "updated", "unchanged"]
 StatusState = Literal["pending", "success", "failure", "error"]  # each adapter maps them to its forge's names
@@ -37,6 +38,18 @@ class CommentResult:
     id: str = ""
 
 
+@dataclass(frozen=True)
+class StatusRef:
+    """Where the bot's earlier commit status for this report may be: its `label` on the commit before this
+    push (`previous`, when the CI knows it) or on `sha` itself. The status's target_url is the sticky comment's
+    URL, so the comment is found with a constant number of requests instead of a scan. The status is
+    untrusted (anyone with write access can set one): the comment it names is checked before it is edited."""
+
+    label: str
+    sha: str = ""
+    previous: str = ""
+
+
 @runtime_checkable
 class Forge(Protocol):
     """One pull/merge request's conversation and one repository's commit statuses.
@@ -46,9 +59,11 @@ class Forge(Protocol):
 
     name: str  # "GitHub", "GitLab", "local": used in messages
 
-    def upsert_comment(self, marker: str, body: str) -> CommentResult:
-        """Edits the comment this bot wrote earlier that contains `marker` (the oldest, if several), or
-        creates one. Comments by anybody else are never touched, even if they quote the marker."""
+    def upsert_comment(self, marker: str, body: str, *, remembered: StatusRef | None = None) -> CommentResult:
+        """Edits the comment this bot wrote earlier that starts with `marker` (the oldest, if several), or
+        creates one. Comments by anybody else are never touched, even if they quote the marker. `remembered`:
+        the status that may name the comment (read first; the full scan of the comments only when it names
+        none that is the bot's own on this PR/MR)."""
         ...
 
     def set_status(self, sha: str, state: StatusState, description: str, target_url: str = "",
@@ -88,3 +103,10 @@ def has_marker(body: str, marker: str) -> bool:
     """The comment starts with `marker`, as the report does: a report that merely quotes another model's marker
     (a param value, shown as code) is not that model's comment."""
     return bool(marker) and body.lstrip().startswith(marker)
+
+
+def absent() -> contextlib.suppress:
+    """Swallows the answers that make a remembered status useless: it, its commit or its comment is gone (404,
+    or 422/400 for a commit the forge no longer knows), or the token may not read it (403). The caller then
+    falls back on the full scan, which fails loudly if the forge really refuses."""
+    return contextlib.suppress(NotFound, InvalidParameter, PermissionDenied)

@@ -2,27 +2,42 @@
 
 `base_url` is GITHUB_API_URL, so GitHub Enterprise Server works as github.com does. Retries: BoundedRetry
 (PyGithub's GithubRetry, which understands 403 secondary rate limits, plus 429 and a time budget per request).
-Objects are lazy, so a PR check costs one request per 100 comments plus one write per comment and status.
+Objects are lazy. The sticky comment is found through the bot's earlier commit status, whose target_url
+names it (see `_remembered`): a PR check costs 5 requests whatever the number of comments, and one request
+per 100 comments only when no status names the bot's own comment (the first check, or it was deleted).
 PyGithub and requests exceptions stop here; callers see BotErrors (see forges.base for the degrade rules).
 """
 
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import requests
 from github import Auth, Github, GithubException, RateLimitExceededException
+from github.Issue import Issue
+from github.IssueComment import IssueComment
 
 from ..errors import AuthError, BotError, InvalidParameter, NotFound, RemoteError, UsageError
-from .base import CheckConclusion, CommentResult, PermissionDenied, StatusState, fit_description, has_marker
+from .base import (
+    CheckConclusion,
+    CommentResult,
+    PermissionDenied,
+    StatusRef,
+    StatusState,
+    absent,
+    fit_description,
+    has_marker,
+)
 from .ghretry import BoundedRetry
 
 SERVICE = "GitHub"
 ACTIONS_BOT = "github-actions[bot]"  # the author of everything written with a workflow's GITHUB_TOKEN
 TokenKind = Literal["installation", "user", "unknown"]
+_COMMENT_URL = re.compile(r"/pull/(?P<number>\d+)#issuecomment-(?P<id>\d+)\Z")  # a comment's html_url
 
 
 @dataclass(frozen=True)
@@ -59,13 +74,15 @@ class GitHubForge:
 
     # comments
 
-    def upsert_comment(self, marker: str, body: str) -> CommentResult:
+    def upsert_comment(self, marker: str, body: str, *, remembered: StatusRef | None = None) -> CommentResult:
         number = self._pr_number()
         url = f"{self._api}/repos/{self._repository}/issues/{number}/comments"
         issue = self._repo.get_issue(number)
-        with self._translate(url, f"list the comments of #{number}"):
-            mine = next((c for c in issue.get_comments()
-                         if has_marker(c.body or "", marker) and self._is_mine(c.user.login)), None)
+        mine = self._remembered(issue, number, marker, remembered) if remembered else None
+        if mine is None:
+            with self._translate(url, f"list the comments of #{number}"):
+                mine = next((c for c in issue.get_comments()
+                             if has_marker(c.body or "", marker) and self._is_mine(c.user.login)), None)
         if mine is None:
             with self._translate(url, f"create a comment on #{number}"):
                 created = issue.create_comment(body)
@@ -75,6 +92,29 @@ class GitHubForge:
         with self._translate(mine.url, f"edit comment {mine.id} on #{number}"):
             mine.edit(body)
         return CommentResult("updated", mine.html_url, str(mine.id))
+
+    def _remembered(self, issue: Issue, number: int, marker: str, ref: StatusRef) -> IssueComment | None:
+        """The comment the bot's earlier status names (its target_url), if it is the bot's own report on this
+        pull request; None sends the caller to the full scan. Two reads, whatever the number of comments."""
+        sha = ref.previous or ref.sha
+        if not sha:
+            return None
+        url = f"{self._repo.url}/commits/{sha}/status"
+        with absent():
+            with self._translate(url, f"read the statuses of {sha[:12]}"):
+                _, data = self._gh.requester.requestJsonAndCheck("GET", url, parameters={"per_page": 100})
+            target = next((str(s.get("target_url") or "") for s in data.get("statuses") or []
+                           if isinstance(s, dict) and s.get("context") == ref.label), "")
+            found = _COMMENT_URL.search(target)
+            if found is None or int(found["number"]) != number:
+                return None
+            comment = issue.get_comment(int(found["id"]))
+            with self._translate(comment.url, f"read comment {found['id']} on #{number}"):
+                issue_url = comment.issue_url.rstrip("/").lower()
+                ours = (issue_url.endswith(f"/repos/{self._repository}/issues/{number}".lower())
+                        and has_marker(comment.body or "", marker) and self._is_mine(comment.user.login))
+            return comment if ours else None
+        return None  # the status, its commit or the comment is gone, or the token may not read them
 
     def _pr_number(self) -> int:
         if self._number is None:

@@ -4,12 +4,15 @@
 Retry-After / RateLimit-Reset) and transient 5xx itself; the count is bounded by `max_retries` and each wait by
 `wait_cap` seconds (a response hook shortens longer Retry-After values), so a request gives up within about
 max_retries x wait_cap. A project, personal or group access token (GITLAB_TOKEN) can write notes and
-statuses; CI_JOB_TOKEN cannot, and its 403 degrades like a fork's read-only token on GitHub.
+statuses; CI_JOB_TOKEN cannot, and its 403 degrades like a fork's read-only token on GitHub. The sticky note
+is found through the bot's earlier commit status, whose target_url names it (see `_remembered`), and by reading
+every page of notes only when no status names the bot's own note.
 """
 
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -20,9 +23,19 @@ import requests
 from gitlab.exceptions import GitlabError
 
 from ..errors import AuthError, BotError, InvalidParameter, NotFound, RemoteError, UsageError
-from .base import CheckConclusion, CommentResult, PermissionDenied, StatusState, fit_description, has_marker
+from .base import (
+    CheckConclusion,
+    CommentResult,
+    PermissionDenied,
+    StatusRef,
+    StatusState,
+    absent,
+    fit_description,
+    has_marker,
+)
 
 SERVICE = "GitLab"
+_NOTE_URL = re.compile(r"/-/merge_requests/(?P<iid>\d+)#note_(?P<id>\d+)\Z")  # a note's web link (_note_url)
 _STATES: dict[StatusState, str] = {"pending": "pending", "success": "success", "failure": "failed", "error": "failed"}
 
 
@@ -66,14 +79,15 @@ class GitLabForge:
 
     # notes
 
-    def upsert_comment(self, marker: str, body: str) -> CommentResult:
+    def upsert_comment(self, marker: str, body: str, *, remembered: StatusRef | None = None) -> CommentResult:
         iid = self._mr_iid()
         url = self._api(f"/merge_requests/{iid}/notes")
         mr = self._project.mergerequests.get(iid, lazy=True)
-        with self._translate(url, f"list the notes of !{iid}"):
-            notes = mr.notes.list(iterator=True, sort="asc", order_by="created_at", **self._retry)
-            mine = next((n for n in notes if not n.attributes.get("system") and has_marker(n.body or "", marker)
-                         and self._is_mine(str(n.author.get("username", "")))), None)
+        mine = self._remembered(mr, iid, marker, remembered) if remembered else None
+        if mine is None:
+            with self._translate(url, f"list the notes of !{iid}"):
+                notes = mr.notes.list(iterator=True, sort="asc", order_by="created_at", **self._retry)
+                mine = next((n for n in notes if self._is_report(n, marker)), None)
         if mine is None:
             with self._translate(url, f"create a note on !{iid}"):
                 created = mr.notes.create({"body": body}, **self._retry)
@@ -84,6 +98,38 @@ class GitLabForge:
             mine.body = body
             mine.save(**self._retry)
         return CommentResult("updated", self._note_url(iid, mine.id), str(mine.id))
+
+    def _remembered(self, mr: Any, iid: int, marker: str, ref: StatusRef) -> Any:
+        """The note the bot's earlier status names (its target_url), if it is the bot's own report on this merge
+        request; None sends the caller to the full scan. Three reads, whatever the number of notes: the MR's
+        versions (the head before this push), that commit's status, the note."""
+        with absent():
+            with self._translate(self._api(f"/merge_requests/{iid}/versions"), f"read the versions of !{iid}"):
+                sha = ref.previous or self._previous_head(mr, ref.sha)
+            with self._translate(self._api(f"/repository/commits/{sha}/statuses"),
+                                 f"read the {ref.label!r} status of {sha[:12]}"):
+                statuses = self._project.commits.get(sha, lazy=True).statuses.list(name=ref.label, get_all=False,
+                                                                                   **self._retry)
+            newest = max(statuses, key=lambda s: int(s.id), default=None)
+            found = _NOTE_URL.search(str(newest.attributes.get("target_url") or "")) if newest else None
+            if found is None or int(found["iid"]) != iid:
+                return None
+            with self._translate(self._api(f"/merge_requests/{iid}/notes/{found['id']}"),
+                                 f"read note {found['id']} on !{iid}"):
+                note = mr.notes.get(int(found["id"]), **self._retry)
+                ours = self._is_report(note, marker) and note.attributes.get("noteable_iid", iid) == iid
+            return note if ours else None
+        return None  # the commit, its status or the note is gone, or the token may not read them
+
+    def _previous_head(self, mr: Any, sha: str) -> str:
+        """The head commit of the newest version of the MR that is not `sha` (GitLab lists versions newest
+        first), else `sha` itself: a re-run, or the version of this push not recorded yet."""
+        versions = mr.diffs.list(get_all=False, **self._retry)
+        return next((str(v.head_commit_sha) for v in versions if v.head_commit_sha and v.head_commit_sha != sha), sha)
+
+    def _is_report(self, note: Any, marker: str) -> bool:
+        return (not note.attributes.get("system") and has_marker(note.body or "", marker)
+                and self._is_mine(str(note.author.get("username", ""))))
 
     def _mr_iid(self) -> int:
         if self._iid is None:

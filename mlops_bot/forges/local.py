@@ -10,7 +10,7 @@ from typing import TextIO
 from ..console import log
 from ..errors import UsageError
 from ..support.state import COMMENT_FILE
-from .base import CheckConclusion, CommentAction, CommentResult, StatusState, fit_description
+from .base import CheckConclusion, CommentAction, CommentResult, StatusRef, StatusState, fit_description
 
 
 class LocalForge:
@@ -24,7 +24,8 @@ class LocalForge:
     def comment_path(self) -> Path:
         return self._directory / COMMENT_FILE
 
-    def upsert_comment(self, marker: str, body: str) -> CommentResult:
+    def upsert_comment(self, marker: str, body: str, *, remembered: StatusRef | None = None) -> CommentResult:
+        """One comment file; nothing to look up, so `remembered` changes nothing."""
         from ..support.files import write_atomic
 
         path = self.comment_path

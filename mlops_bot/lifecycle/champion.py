@@ -1,12 +1,12 @@
 """The registry side of `compare`: the challenger's run, the champion behind the alias, earlier champions.
 
 The registry is passed in. Call count is bounded whatever the number of versions: one alias lookup, one run
-per model (challenger, champion), one page of versions and at most `history` runs for the chart.
+per model (challenger, champion), one page of versions and one search for the runs of earlier champions.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from ..config.model import Config
 from ..decide.decision import Challenger, Champion, HistoryPoint
@@ -51,15 +51,19 @@ def resolve_champion(registry: Registry, model: str, alias: str) -> Champion | N
     )
 
 
-def earlier_champions(registry: Registry, model: str, limit: int, current: Champion | None) -> list[HistoryPoint]:
+def earlier_champions(registry: Registry, model: str, limit: int, current: Champion | None,
+                      experiment_ids: Sequence[str] = ()) -> list[HistoryPoint]:
     """Up to `limit` earlier champions, oldest first: versions the promote flow made champion, plus the current
-    one. Reads one page of the newest versions (5 x limit, at least 50), so old history may be cut."""
+    one. Reads one page of the newest versions (5 x limit, at least 50), so old history may be cut, and their
+    runs in one search of `experiment_ids` where the server can (runs elsewhere are read one by one)."""
     if limit <= 0:
         return []
     versions = registry.search_model_versions(model, max_results=max(50, 5 * limit))
     current_version = current.version if current is not None else None
     picked = [v for v in versions if v.tags.get(PROMOTED_TAG) or v.version == current_version][:limit]
-    return [_point(registry, v, current) for v in reversed(picked)]
+    earlier = [v.run_id for v in picked if v.run_id and v.version != current_version]
+    runs = registry.get_runs(earlier, experiment_ids) if earlier else {}
+    return [_point(v, runs, current) for v in reversed(picked)]
 
 
 def challenger_from_run(run: Run) -> Challenger:
@@ -101,13 +105,11 @@ def latest_run_id(config: Config, registry: Registry) -> str:
     return runs[0].run_id
 
 
-def _point(registry: Registry, version: ModelVersion, current: Champion | None) -> HistoryPoint:
+def _point(version: ModelVersion, runs: Mapping[str, Run], current: Champion | None) -> HistoryPoint:
     if current is not None and version.version == current.version:
         metrics: Mapping[str, float] = current.metrics
     else:
-        try:
-            metrics = registry.get_run(version.run_id).metrics if version.run_id else {}
-        except NotFound:
-            metrics = {}  # a deleted run only leaves a gap in the chart
+        run = runs.get(version.run_id) if version.run_id else None
+        metrics = run.metrics if run is not None else {}  # a deleted run only leaves a gap in the chart
     return HistoryPoint(version=version.version, run_id=version.run_id or None, metrics=dict(metrics),
                         created_at=version.creation_timestamp or None)

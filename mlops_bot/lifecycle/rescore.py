@@ -1,4 +1,5 @@
-"""Fair comparison: the champion's model judged on today's data by the same evaluation step.
+"""Fair comparison: the champion's model judged on today's data by the same evaluation step, once per set of
+evaluation inputs (rescore_record keeps the result with the champion's run for every later check).
 
 The step that writes metrics runs a second time with the champion's model, downloaded from its run. It
 learns what to load and where to write from three variables, so one script serves both runs:
@@ -24,9 +25,11 @@ from ..errors import DataError
 from ..metrics.files import read_metrics
 from ..pipeline.runner import run_step
 from ..pipeline.tracking import MODEL_ARTIFACT
+from ..registry import tags
 from ..registry.base import Registry
 from ..support.environment import child_environment
 from ..support.paths import overlaps
+from . import rescore_record as record
 
 ENV_MODEL_DIR = "MLOPS_BOT_MODEL_DIR"
 ENV_METRICS_FILE = "MLOPS_BOT_METRICS_FILE"
@@ -62,21 +65,40 @@ def _guarded(root: Path, files: list[str]) -> Iterator[None]:
 
 
 def rescore(config: Config, registry: Registry, champion: Champion) -> Rescored:
+    """The champion's metrics (and predictions) on today's evaluation inputs: read from the record an earlier
+    check left on its run for the same inputs (lifecycle/rescore_record.py), else evaluated now and recorded."""
     if not champion.run_id:
         raise DataError(f"the champion {champion.label} has no tracking run, so its model cannot be rescored; "
                         "set compare.rescore_champion: false.")
     step = scoring_step(config)
+    run = registry.get_run(champion.run_id)
     workdir = Path(tempfile.mkdtemp(prefix="mlops-bot-rescore-"))
     try:
-        return _rescore_in(workdir, config, registry, champion, step)
+        digest = run.tags.get(tags.MODEL_DIGEST, "")
+        key = record.record_key(config, step, digest) if digest else None
+        found = record.find(registry, run, key, workdir / "record") if key else None
+        if found is not None:
+            log(f"rescored the champion {champion.label} earlier on the same inputs ({found.at}); reusing it")
+            return _rescored(champion, found, True, workdir)
+        model_dir = registry.download_artifacts(run.run_id, MODEL_ARTIFACT, workdir / "champion")
+        if not digest:
+            digest = record.model_digest(model_dir)
+            key = record.record_key(config, step, digest)
+        evaluation = _evaluate(workdir, config, champion, step, model_dir)
+        if key:
+            record.save(registry, run, key, evaluation, digest)
+        return _rescored(champion, evaluation, False, workdir)
     except BaseException:  # the caller removes the work directory of a result, nobody that of a failure
         shutil.rmtree(workdir, ignore_errors=True)
         raise
 
 
-def _rescore_in(workdir: Path, config: Config, registry: Registry, champion: Champion, step: Step) -> Rescored:
-    assert champion.run_id
-    model_dir = registry.download_artifacts(champion.run_id, MODEL_ARTIFACT, workdir / "champion")
+def _rescored(champion: Champion, evaluation: record.Evaluation, reused: bool, workdir: Path) -> Rescored:
+    return Rescored(replace(champion, rescored_metrics=dict(evaluation.metrics), rescored_at=evaluation.at,
+                            rescore_reused=reused), evaluation.predictions, workdir)
+
+
+def _evaluate(workdir: Path, config: Config, champion: Champion, step: Step, model_dir: Path) -> record.Evaluation:
     metrics_file = workdir / ("metrics" + Path(step.metrics or "metrics.json").suffix)
     predictions = workdir / "predictions.csv"
     # No secret of the job and no tracking credentials: whatever the step logs to mlflow while scoring the
@@ -85,12 +107,12 @@ def _rescore_in(workdir: Path, config: Config, registry: Registry, champion: Cha
            **child_environment(os.environ, step.pass_env, secrets=config.secret_names), **step.env,
            ENV_MODEL_DIR: str(model_dir), ENV_METRICS_FILE: str(metrics_file), ENV_PREDICTIONS_FILE: str(predictions)}
     log(f"rescoring the champion {champion.label} with step '{step.name}' on today's data")
+    at = record.now_utc()
     with _guarded(config.root, [p for p in (step.metrics, step.predictions) if p]):
         run_step(step, config.root, env, f"rescore {champion.label}")
     if not metrics_file.is_file():
         raise DataError(f"step '{step.name}' ran for the champion but did not write {ENV_METRICS_FILE}; to rescore, "
                         f"it must load the model from ${ENV_MODEL_DIR} and write metrics to ${ENV_METRICS_FILE} "
                         "(see examples/quickstart/evaluate.py), or set compare.rescore_champion: false.")
-    metrics = read_metrics(metrics_file)
-    return Rescored(replace(champion, rescored_metrics=metrics), predictions if predictions.is_file() else None,
-                    workdir)
+    return record.Evaluation(metrics_file, predictions if predictions.is_file() else None, at,
+                             read_metrics(metrics_file))

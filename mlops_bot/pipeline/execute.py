@@ -274,6 +274,9 @@ class _Execution:
         tags.update({names.step_status(s.name): s.status for s in self.result.steps})
         if self.key is not None:
             tags[names.PIPELINE_KEY] = self.key
+        model = self.ws.hasher.hash(normalise(self.config.model.artifact))
+        if model is not None:  # keys the champion's rescoring records (lifecycle/rescore_record.py)
+            tags[names.MODEL_DIGEST] = model
         self.tracker.finish(run_id, self.ws.params, self.result.metrics, self._outs(), tags)
         return run_id
 

@@ -3,6 +3,9 @@
 A file's cached hash is trusted while its (size, mtime_ns, inode) stay the same - and only once the file
 was already older than the timestamp granularity when it was hashed: a file rewritten within the same
 clock tick keeps its mtime, so such "racy" entries are re-hashed next time (git's racy-clean rule).
+Within one process a digest this process computed is reused for the same (size, mtime_ns, inode) once the
+file's mtime is a few clock ticks older than that hash: a later write (a step rewriting its out) gets a later
+mtime, so a touched 1 GB input is read once per run, not once per caller (step keys, pipeline key, lineage).
 Directories hash by their sorted contents (relative path and content hash of every file).
 """
 
@@ -22,12 +25,26 @@ from ..support.state import HASHES_FILE, STATE_DIR
 
 SKIP_DIRS = frozenset({".git", STATE_DIR, "__pycache__"})
 RACY_NS = 2_000_000_000  # covers the coarsest common mtime granularity (2 s on FAT)
+# Timestamps with a sub-second part come from a clock ticking every few ms at most (ns file systems: jiffies,
+# 15.6 ms on Windows; exFAT 10 ms); whole seconds may be a 1-2 s file system, where only RACY_NS is safe.
+SETTLED_NS = 50_000_000
 MMAP_MIN = 1 << 20  # below this a plain read is faster than mapping
 _FORMAT = 1
 
 
 def hash_bytes(data: bytes) -> str:
     return str(blake3.blake3(data).hexdigest())
+
+
+# absolute path -> (size, mtime_ns, inode, hashed_at, digest) of files this process read: shared by every
+# Hasher, since a command may make several (pipeline/lastrun) and each loads the same racy entries
+_READ: dict[str, tuple[int, int, int, int, str]] = {}
+
+
+def _settled(mtime_ns: int, hashed_at: int) -> bool:
+    """No write after `hashed_at` can keep `mtime_ns`: the file was older than its clock's tick by then."""
+    window = SETTLED_NS if mtime_ns % 1_000_000_000 else RACY_NS
+    return mtime_ns + window < hashed_at
 
 
 def _hash_file(path: Path, size: int) -> str:
@@ -86,17 +103,25 @@ class Hasher:
 
     def _hash_file_cached(self, path: Path, key: str, st: os.stat_result) -> str:
         self._seen.add(key)
+        signature = (st.st_size, st.st_mtime_ns, st.st_ino)
         entry = self._entries.get(key)
         if entry is not None and len(entry) == 5:
             size, mtime_ns, ino, hashed_at, digest = entry
-            if (size, mtime_ns, ino) == (st.st_size, st.st_mtime_ns, st.st_ino) and isinstance(hashed_at, int) \
+            if (size, mtime_ns, ino) == signature and isinstance(hashed_at, int) \
                     and st.st_mtime_ns + RACY_NS < hashed_at:
                 return str(digest)
-        now = time.time_ns()
-        digest = _hash_file(path, st.st_size)
-        self.files_hashed += 1
-        self._entries[key] = [st.st_size, st.st_mtime_ns, st.st_ino, now, digest]
-        self._dirty = True
+        name = os.path.abspath(path)
+        read = _READ.get(name)
+        if read is not None and read[:3] == signature and _settled(st.st_mtime_ns, read[3]):
+            now, digest = read[3], read[4]  # still racy for the next process: it keeps this hashed_at
+        else:
+            now = time.time_ns()
+            digest = _hash_file(path, st.st_size)
+            self.files_hashed += 1
+            _READ[name] = (*signature, now, digest)
+        if entry != [*signature, now, digest]:
+            self._entries[key] = [*signature, now, digest]
+            self._dirty = True
         return digest
 
     def _hash_dir(self, path: Path, key: str) -> str:

@@ -119,6 +119,10 @@ class Registry(Protocol):
         step: int = 0,
     ) -> None: ...
     def get_run(self, run_id: str) -> Run: ...
+    def get_runs(self, run_ids: Sequence[str], experiment_ids: Sequence[str]) -> dict[str, Run]:
+        """Several runs at once, by id (searched in `experiment_ids` where the server can); runs that no longer
+        exist are left out."""
+        ...
     def search_runs(
         self,
         experiment_ids: Sequence[str],

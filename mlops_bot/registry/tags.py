@@ -33,6 +33,15 @@ REUSED_FROM = PREFIX + "reused_from"  # read (shown as lineage) but no longer wr
 # the pipeline run: what makes it findable for reuse
 PIPELINE_KEY = PREFIX + "pipeline_key"
 PARTIAL = PREFIX + "partial"  # "true" on a run of --step: never reused
+MODEL_DIGEST = PREFIX + "model_digest"  # content hash of model.artifact, as pipeline/hashing computes it
+
+# on a champion's run: its rescoring on one set of evaluation inputs, recorded once (lifecycle/rescore_record.py)
+RESCORE_PREFIX = PREFIX + "rescore."
+
+
+def rescore_tag(key: str) -> str:
+    """`mlops_bot.rescore.<key>`: when the champion was rescored on the evaluation inputs with this key."""
+    return RESCORE_PREFIX + key
 
 # a run a step's own mlflow code created inside the pipeline run (pipeline/selflog.py): never a challenger,
 # never reused (it carries no pipeline key)

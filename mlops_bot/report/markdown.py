@@ -28,6 +28,7 @@ from .sections import (
     lineage_details,
     noise_notes,
     params_table,
+    rescore_note,
     significance_line,
     trend_charts,
 )
@@ -90,7 +91,7 @@ def _table(decision: Decision) -> str:
     champion = decision.champion
     rescored = any(r.baseline == "rescored" for r in decision.criteria)
     notes = [cell(champion.label)] if champion is not None and champion.label else []
-    notes += ["rescored"] if rescored else []
+    notes += [cell(rescore_note(champion, inline=True))] if rescored and champion is not None else []
     head = f"champion ({', '.join(notes)})" if notes else "champion"
     rows = [f"| metric | {head} | challenger | change | change % | criterion | |",
             "|---|---:|---:|---:|---:|---|:-:|"]

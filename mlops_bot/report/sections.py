@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from urllib.parse import quote
 
-from ..decide.decision import Decision
+from ..decide.decision import Champion, Decision
 from ..metrics.numbers import fmt, fmt_signed
 from ..support.urls import public_url, redact_text
 from .escape import cell, code, html, paragraph
@@ -130,13 +130,30 @@ def lineage_details(decision: Decision, links: Links) -> str:
         parts += [code(champion.source)] if champion.source else []
         lines.append(f"- **{cell(champion.title)}**: {' · '.join(parts) or 'no lineage recorded'}")
     if champion is not None and champion.rescored_metrics is not None:
-        lines.append("\n" + _rescored(champion.metrics, champion.rescored_metrics))
+        lines.append("\n" + _rescored(champion.metrics, champion.rescored_metrics, rescore_note(champion)))
     return folded("Lineage", "\n".join(lines))
 
 
-def _rescored(logged: Mapping[str, float], rescored: Mapping[str, float]) -> str:
-    rows = ["The champion was re-evaluated on today's data; the table compares against the rescored values.", "",
-            "| metric | champion as logged | champion rescored |", "|---|---:|---:|"]
+def rescore_note(champion: Champion, *, inline: bool = False) -> str:
+    """"rescored now" (evaluated by this check) or "rescored (reused from <when>)" (the record an earlier check
+    left for the same champion and evaluation inputs; `inline`: "rescored, reused from <when>", for a place
+    already in parentheses); "rescored" for a decision that does not say."""
+    if not champion.rescored_at:
+        return "rescored"
+    if not champion.rescore_reused:
+        return "rescored now"
+    try:
+        when = datetime.fromisoformat(champion.rescored_at.replace("Z", "+00:00")).astimezone(timezone.utc)
+        shown = when.strftime("%Y-%m-%d %H:%M UTC")
+    except ValueError:
+        shown = champion.rescored_at
+    return f"rescored, reused from {shown}" if inline else f"rescored (reused from {shown})"
+
+
+def _rescored(logged: Mapping[str, float], rescored: Mapping[str, float], note: str) -> str:
+    said = f", {escape(note)}" if note != "rescored" else ""
+    rows = [f"The champion was re-evaluated on today's data{said}; the table compares against the rescored values.",
+            "", "| metric | champion as logged | champion rescored |", "|---|---:|---:|"]
     for name in sorted(set(logged) | set(rescored)):
         rows.append(f"| {cell(name)} | {fmt(logged.get(name))} | {fmt(rescored.get(name))} |")
     return "\n".join(rows)

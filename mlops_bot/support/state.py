@@ -21,6 +21,9 @@ HASHES_FILE = "hashes.json"  # the stat cache of content hashes
 NOOP_FILE = "noop.json"  # the no-op shortcut's record of a fully cached run
 LAST_RUN_FILE = "last-run.json"  # the pipeline key and run id of the last run
 
+# the configuration's state
+VALIDATED_FILE = "validated.json"  # keys of ml.yaml documents that passed the JSON Schema (config/checked)
+
 # the embedded store (tracking.uri: local) lives in the state directory itself
 STORE_DB = "registry.db"
 STORE_ARTIFACTS_DIR = "artifacts"

@@ -30,6 +30,9 @@ def test_pull_request_reports_on_the_head_commit_not_the_merge_commit(tmp_path: 
     assert context.run_url == f"https://github.example/{REPO}/actions/runs/9001"
     assert context.token_present and context.workflow == "ml.yml"
     assert APP_TOKEN not in repr(context)
+    # where the bot's last status is: the head before this push, which only a synchronize payload says
+    synchronize = payload == "pull_request-synchronize.payload.json"
+    assert context.previous_sha == ("f95f852bd8fca8fcc58a9a2d6c842781e32a215e" if synchronize else "")
 
 
 def test_a_fork_pull_request_is_seen_as_one(tmp_path: Path) -> None:

@@ -57,7 +57,8 @@ def test_mcnemar_p_values_are_statsmodels_and_scipys(b: int, c: int, both: int, 
         return
     assert one.p_value == pytest.approx(stats.binomtest(b, b + c, alternative="greater").pvalue, rel=1e-12, abs=1e-300)
     reference = sm_mcnemar([[neither, c], [b, both]], exact=True).pvalue  # statsmodels: off-diagonals b and c
-    assert two.p_value == pytest.approx(reference, rel=1e-12, abs=1e-300)
+    # scipy.special's bdtr (cephes) and binom.cdf (Boost), which statsmodels calls, agree to a few 1e-12
+    assert two.p_value == pytest.approx(reference, rel=1e-10, abs=1e-300)
     low, high = proportion_confint(b, b + c, alpha=0.1, method="beta")  # Clopper-Pearson, 90% two-sided
     n = b + c + both + neither
     assert (one.ci_low, one.ci_high) == pytest.approx(((b + c) / n * (2 * low - 1), (b + c) / n * (2 * high - 1)),

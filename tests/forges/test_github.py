@@ -7,7 +7,7 @@ import time
 import pytest
 
 from mlops_bot.errors import AuthError, InvalidParameter, NotFound, RemoteError, UsageError
-from mlops_bot.forges.base import PermissionDenied
+from mlops_bot.forges.base import PermissionDenied, StatusRef
 from mlops_bot.forges.github import GitHubForge, GitHubSettings
 from tests.helpers.ci_env import APP_TOKEN, HEAD_SHA, REPO, USER_TOKEN
 from tests.servers.github_server import SECONDARY_LIMIT, GitHubServer
@@ -170,3 +170,59 @@ def test_workflow_dispatch(github: GitHubServer) -> None:
     assert github.dispatches == [{"workflow": "ml.yml", "ref": "master", "inputs": {"flow": "promote"}}]
     with pytest.raises(UsageError, match="no workflow to dispatch"):
         GitHubForge(GitHubSettings(api_url=github.api_url, repository=REPO), APP_TOKEN).trigger_pipeline("master", {})
+
+
+# the comment remembered in the bot's earlier status (issue #17)
+
+PREVIOUS = "e" * 40
+LABEL = "mlops-bot/iris-classifier"
+
+
+def remember(github: GitHubServer, comment_id: int, number: int = 2) -> StatusRef:
+    github.add_status(PREVIOUS, LABEL, f"{github.origin}/{REPO}/pull/{number}#issuecomment-{comment_id}")
+    return StatusRef(LABEL, HEAD_SHA, PREVIOUS)
+
+
+def test_the_remembered_comment_is_edited_without_reading_the_comments(github: GitHubServer) -> None:
+    own = github.add_comment(2, body("old"), "github-actions[bot]")
+    result = forge(github).upsert_comment(MARKER, body("new"), remembered=remember(github, own))
+    assert (result.action, result.id) == ("updated", str(own)) and github.comments[own]["body"] == body("new")
+    assert github.calls("issues/list-comments") == [] and len(github.calls("issues/get-comment")) == 1
+
+
+def test_a_deleted_remembered_comment_is_created_anew(github: GitHubServer) -> None:
+    own = github.add_comment(2, body("old"), "github-actions[bot]")
+    ref = remember(github, own)
+    del github.comments[own]
+    result = forge(github).upsert_comment(MARKER, body("new"), remembered=ref)
+    assert result.action == "created" and [c["body"] for c in github.comments_on(2)] == [body("new")]
+    assert [c.status for c in github.calls("issues/get-comment")] == [404]
+    assert len(github.calls("issues/list-comments")) == 1  # the full scan, as the fallback
+
+
+@pytest.mark.parametrize("whose", ["someone else's", "another PR's", "another PR's, named as this PR's"])
+def test_a_status_naming_a_comment_that_is_not_the_bots_report_here_leaves_it_untouched(
+        github: GitHubServer, whose: str) -> None:
+    github.add_pull(3, HEAD_SHA, head_ref="other")
+    if whose == "someone else's":
+        decoy = github.add_comment(2, body("mallory's"), "mallory")
+        ref = remember(github, decoy)
+    else:
+        decoy = github.add_comment(3, body("the report on #3"), "github-actions[bot]")
+        ref = remember(github, decoy, number=3 if whose == "another PR's" else 2)
+    decoy_body = github.comments[decoy]["body"]
+    own = github.add_comment(2, body("old"), "github-actions[bot]")
+    result = forge(github).upsert_comment(MARKER, body("new"), remembered=ref)
+    assert (result.action, result.id) == ("updated", str(own))
+    assert github.comments[decoy]["body"] == decoy_body
+    assert len(github.calls("issues/update-comment")) == 1
+
+
+def test_no_status_falls_back_on_the_scan(github: GitHubServer) -> None:
+    for i in range(120):
+        github.add_comment(2, f"comment {i}", "reviewer")
+    own = github.add_comment(2, body("old"), "github-actions[bot]")
+    result = forge(github).upsert_comment(MARKER, body("new"), remembered=StatusRef(LABEL, HEAD_SHA, PREVIOUS))
+    assert (result.action, result.id) == ("updated", str(own))
+    assert len(github.calls("repos/get-combined-status-for-ref")) == 1
+    assert len(github.calls("issues/list-comments")) == 2

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from mlops_bot.errors import AuthError, NotFound, RemoteError
-from mlops_bot.forges.base import PermissionDenied
+from mlops_bot.forges.base import PermissionDenied, StatusRef
 from mlops_bot.forges.gitlab import GitLabForge, GitLabSettings
 from tests.helpers.ci_env import GITLAB_TOKEN, MR_SHA
 from tests.servers.gitlab_server import GitLabServer
@@ -89,3 +89,62 @@ def test_merge_requests_and_pipelines(gitlab: GitLabServer) -> None:
     gitlab.add_account("job-token-123", "alice", job_token=True)
     forge(gitlab, token="job-token-123", job_token=True).trigger_pipeline("main", {"A": "1"})
     assert gitlab.pipelines[1]["source"] == "trigger" and gitlab.pipelines[1]["token"] == "job-token-123"
+
+
+# the note remembered in the bot's earlier status (issue #17)
+
+PREVIOUS = "e" * 40
+LABEL = "mlops-bot/iris-classifier"
+
+
+def remember(gitlab: GitLabServer, note_id: int, iid: int = 7) -> StatusRef:
+    """An MR pushed twice: the earlier head carries a status naming `note_id`."""
+    gitlab.add_merge_request(7, sha=PREVIOUS)
+    gitlab.push(7, MR_SHA)
+    gitlab.add_status(PREVIOUS, LABEL, f"{gitlab.url}/group/project/-/merge_requests/{iid}#note_{note_id}")
+    return StatusRef(LABEL, MR_SHA)
+
+
+def test_the_remembered_note_is_edited_without_reading_the_notes(gitlab: GitLabServer) -> None:
+    own = gitlab.add_note(7, f"{MARKER}\nold", "project_42_bot_1")
+    result = forge(gitlab).upsert_comment(MARKER, f"{MARKER}\nnew", remembered=remember(gitlab, own))
+    assert (result.action, result.id) == ("updated", str(own)) and gitlab.notes[own]["body"] == f"{MARKER}\nnew"
+    assert gitlab.calls("notes.list") == []
+    assert [c.query.get("name") for c in gitlab.calls("statuses.list")] == [[LABEL]]
+    assert gitlab.calls("statuses.list")[0].path.endswith(f"/commits/{PREVIOUS}/statuses")
+
+
+def test_a_deleted_remembered_note_is_created_anew(gitlab: GitLabServer) -> None:
+    own = gitlab.add_note(7, f"{MARKER}\nold", "project_42_bot_1")
+    ref = remember(gitlab, own)
+    del gitlab.notes[own]
+    result = forge(gitlab).upsert_comment(MARKER, f"{MARKER}\nnew", remembered=ref)
+    assert result.action == "created" and [n["body"] for n in gitlab.notes_on(7)] == [f"{MARKER}\nnew"]
+    assert [c.status for c in gitlab.calls("notes.get")] == [404] and len(gitlab.calls("notes.list")) == 1
+
+
+@pytest.mark.parametrize("whose", ["someone else's", "another MR's", "another MR's, named as this MR's"])
+def test_a_status_naming_a_note_that_is_not_the_bots_report_here_leaves_it_untouched(
+        gitlab: GitLabServer, whose: str) -> None:
+    gitlab.add_merge_request(8, source="other")
+    if whose == "someone else's":
+        decoy = gitlab.add_note(7, f"{MARKER}\nmallory's", "mallory")
+        ref = remember(gitlab, decoy)
+    else:
+        decoy = gitlab.add_note(8, f"{MARKER}\nthe report on !8", "project_42_bot_1")
+        ref = remember(gitlab, decoy, iid=8 if whose == "another MR's" else 7)
+    decoy_body = gitlab.notes[decoy]["body"]
+    own = gitlab.add_note(7, f"{MARKER}\nold", "project_42_bot_1")
+    result = forge(gitlab).upsert_comment(MARKER, f"{MARKER}\nnew", remembered=ref)
+    assert (result.action, result.id) == ("updated", str(own))
+    assert gitlab.notes[decoy]["body"] == decoy_body and len(gitlab.calls("notes.update")) == 1
+
+
+def test_no_status_falls_back_on_the_scan(gitlab: GitLabServer) -> None:
+    for i in range(120):
+        gitlab.add_note(7, f"note {i}", "dev")
+    own = gitlab.add_note(7, f"{MARKER}\nold", "project_42_bot_1")
+    result = forge(gitlab).upsert_comment(MARKER, f"{MARKER}\nnew", remembered=StatusRef(LABEL, MR_SHA))
+    assert (result.action, result.id) == ("updated", str(own))
+    assert len(gitlab.calls("mrs.versions")) == 1 and len(gitlab.calls("statuses.list")) == 1
+    assert len(gitlab.calls("notes.list")) == 2

@@ -53,12 +53,15 @@ def test_a_pull_request_check_posts_everything_on_the_head_commit(
     assert comment["login"] == "github-actions[bot]" and f"model={MODEL}" in comment["body"]
     (status,) = github.statuses
     assert (status["sha"], status["state"], status["context"]) == (HEAD_SHA, "success", f"mlops-bot/{MODEL}")
-    assert status["target_url"] == f"https://github.example/{REPO}/actions/runs/9001"
     assert github.statuses_for(MERGE_SHA) == []
     assert (project / ".mlops-bot" / "report.md").read_text() == comment["body"]
     assert comment["body"] in Path(env["GITHUB_STEP_SUMMARY"]).read_text()
     outputs = parse_github_outputs(Path(env["GITHUB_OUTPUT"]).read_text())
     assert outputs["verdict"] == "pass" and outputs["comment-url"].endswith(f"#issuecomment-{comment['id']}")
+    # the status remembers the comment for the next check; the check run links the CI run
+    assert status["target_url"] == outputs["comment-url"]
+    (check_run,) = github.check_runs
+    assert check_run["details_url"] == f"https://github.example/{REPO}/actions/runs/9001"
     assert "::warning::" not in capsys.readouterr().out
 
 
@@ -73,6 +76,8 @@ def test_rerunning_the_report_edits_the_same_comment(github: GitHubServer, proje
     assert "Fail" in comment["body"] and len(github.calls("issues/create-comment")) == 1
     assert len(github.calls("issues/update-comment")) == 1  # the identical second run changed nothing
     assert [(s["sha"], s["state"]) for s in github.statuses] == [(HEAD_SHA, "success")] * 2 + [(HEAD_SHA, "failure")]
+    # the re-runs found the comment through the head commit's own status, without listing the comments
+    assert len(github.calls("issues/list-comments")) == 1 and len(github.calls("issues/get-comment")) == 2
 
 
 @pytest.mark.parametrize("passed", [True, False])
@@ -164,7 +169,9 @@ def test_gitlab_merge_request_check(gitlab: GitLabServer, project: Path, monkeyp
     dotenv = (project / "mlops-bot.env").read_text()
     assert "MLOPS_BOT_VERDICT=fail\n" in dotenv and "MLOPS_BOT_COMMENT_URL=" in dotenv
     assert "iris_classifier_accuracy 0.5\n" in (project / "metrics.txt").read_text()
+    assert gitlab.statuses[0]["target_url"].endswith(f"/group/project/-/merge_requests/7#note_{note['id']}")
     assert report(project) == 1 and len(gitlab.notes_on(7)) == 1
+    assert len(gitlab.calls("notes.list")) == 1 and len(gitlab.calls("notes.get")) == 1  # the re-run: no scan
 
 
 def test_local_mode_prints_the_report_and_keeps_it_in_files(project: Path,

@@ -15,7 +15,7 @@ from mlops_bot.flows.compare import compare_registry
 from mlops_bot.lifecycle.champion import PROMOTED_TAG, earlier_champions, latest_run_id, resolve_champion
 from mlops_bot.pipeline.lastrun import LastRun, workspace_key, write_last_run
 from mlops_bot.registry import tags
-from mlops_bot.registry.base import Registry
+from mlops_bot.registry.base import Registry, Run
 from tests.helpers.decisions import ACCURACY, LATENCY, NOW, compare_of, make_config
 
 
@@ -55,6 +55,28 @@ def test_no_champion_is_a_bootstrap(registry: Registry, model: str, tmp_path: Pa
     assert (decision.verdict, decision.bootstrap, decision.history) == ("pass", True, ())
     assert decision.challenger.lineage["commit"] == "abc123"
     assert decision.challenger.lineage["dirty"] == "false"
+
+
+@pytest.mark.mlflow
+def test_earlier_champions_are_read_in_one_search_whatever_their_number(
+        registry_factory: Callable[..., Registry], model: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    registry = registry_factory("mlflow")
+    made = [register(registry, model, {"accuracy": 0.8 + i / 100}, True) for i in range(12)]
+    registry.set_alias(model, "champion", made[-1])
+    champion = resolve_champion(registry, model, "champion")
+    experiment = registry.get_or_create_experiment("iris").experiment_id
+    read_one_by_one: list[str] = []
+    real_get_run = registry.get_run
+
+    def get_run(run_id: str) -> Run:
+        read_one_by_one.append(run_id)
+        return real_get_run(run_id)
+
+    monkeypatch.setattr(registry, "get_run", get_run)
+    history = earlier_champions(registry, model, 10, champion, [experiment])
+    assert [h.version for h in history] == made[-10:]
+    assert [h.metrics["accuracy"] for h in history] == [0.8 + i / 100 for i in range(2, 12)]
+    assert read_one_by_one == []  # one runs/search for the nine earlier champions, no runs/get
 
 
 def test_earlier_champions_and_verdict(registry: Registry, model: str, tmp_path: Path) -> None:

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 
 import blake3
@@ -87,12 +88,13 @@ def test_recently_written_files_are_never_trusted_from_the_cache(tmp_path: Path)
     # A rewrite within the same mtime tick keeps (size, mtime, inode): such entries must be re-read.
     path = tmp_path / "fresh.txt"
     path.write_text("one")
+    now = time.time_ns() + 10**9  # within the tick however slow this test runs (a clock a little ahead)
+    os.utime(path, ns=(now, now))
     hasher = Hasher(tmp_path, tmp_path / ".s")
     first = hasher.hash("fresh.txt")
-    stat = path.stat()
     with open(path, "r+") as handle:  # same inode, same size
         handle.write("two")
-    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    os.utime(path, ns=(now, now))
     assert hasher.hash("fresh.txt") != first
 
 

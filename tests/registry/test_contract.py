@@ -149,6 +149,19 @@ def test_search_runs_filters_orders_and_pages(registry: Registry, unique: Names)
     assert registry.search_runs([]) == []
 
 
+def test_get_runs_reads_several_runs_and_leaves_out_the_missing(registry: Registry, unique: Names) -> None:
+    exp = registry.get_or_create_experiment(unique("exp"))
+    elsewhere = registry.get_or_create_experiment(unique("elsewhere"))
+    made = [finished_run(registry, exp.experiment_id, n=str(i)) for i in range(4)]
+    registry.log_batch(made[0].run_id, metrics={"score": 0.5})
+    outside = finished_run(registry, elsewhere.experiment_id)  # not in the experiment searched: read by id
+    asked = [made[0].run_id, made[2].run_id, outside.run_id, "0" * 32, made[0].run_id]
+    found = registry.get_runs(asked, [exp.experiment_id])
+    assert sorted(found) == sorted({made[0].run_id, made[2].run_id, outside.run_id})
+    assert found[made[0].run_id].metrics == {"score": 0.5} and found[made[2].run_id].tags["n"] == "2"
+    assert registry.get_runs([], [exp.experiment_id]) == {}
+
+
 def test_artifacts_round_trip(registry: Registry, unique: Names, tmp_path: Path) -> None:
     exp = registry.get_or_create_experiment(unique("exp"))
     run = registry.create_run(exp.experiment_id)

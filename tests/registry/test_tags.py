@@ -18,6 +18,7 @@ PINNED = {
     "RUN_ID": "mlops_bot.run_id", "RUN_URL": "mlops_bot.run_url", "CONFIG_DIGEST": "mlops_bot.config_digest",
     "DATA_HASH": "mlops_bot.data_hash", "REUSED_FROM": "mlops_bot.reused_from",
     "PIPELINE_KEY": "mlops_bot.pipeline_key", "PARTIAL": "mlops_bot.partial",
+    "MODEL_DIGEST": "mlops_bot.model_digest", "RESCORE_PREFIX": "mlops_bot.rescore.",
     "VERDICT": "mlops_bot.verdict", "DECISION_SUMMARY": "mlops_bot.decision",
     "DECISION_URL": "mlops_bot.decision_url", "COMPARED_WITH": "mlops_bot.compared_with",
     "PROMOTED_AT": "mlops_bot.promoted_at", "REPLACED_BY": "mlops_bot.replaced_by",
@@ -44,6 +45,7 @@ def test_every_builder_keeps_its_shape() -> None:
     assert tags.deploy_tag("prod", "at") == "mlops_bot.deploy.prod.at"
     assert tags.deploy_status("prod") == "mlops_bot.deploy.prod.status"
     assert tags.deploy_detail("prod") == "mlops_bot.deploy.prod.detail"
+    assert tags.rescore_tag("ab12") == "mlops_bot.rescore.ab12"
     assert tags.alias_tag("champion") == "mlops-bot.alias.champion"
     assert tags.alias_of_tag("mlops-bot.alias.champion") == "champion" and tags.alias_of_tag("other") is None
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+from dataclasses import replace
 
 from mlops_bot.config.model import Criterion, Regression, Significance
 from mlops_bot.decide.decision import HistoryPoint
@@ -32,8 +33,9 @@ def test_failing_check_rescored_and_not_significant() -> None:
         compare_of(ACCURACY, LATENCY, Criterion("f1", min_relative_change=0.01),
                    significance=Significance(("accuracy",), test="mcnemar")),
         challenger({"accuracy": 0.9565, "latency_ms": 140.0, "f1": math.nan}, params={"C": "0.5"}),
-        champion({"accuracy": 0.95, "latency_ms": 120.0, "f1": 0.9}, rescored={"accuracy": 0.913},
-                 params={"C": "1.0"}, source="models:/iris-classifier@champion"),
+        replace(champion({"accuracy": 0.95, "latency_ms": 120.0, "f1": 0.9}, rescored={"accuracy": 0.913},
+                         params={"C": "1.0"}, source="models:/iris-classifier@champion"),
+                rescored_at="2025-03-01T09:30:00Z", rescore_reused=True),
         significance=(sig,), now=NOW,
     )
     assert decision.verdict == "fail"

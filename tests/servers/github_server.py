@@ -80,6 +80,14 @@ class GitHubServer(FakeServer):
     def statuses_for(self, sha: str) -> list[dict[str, Any]]:
         return [s for s in self.statuses if s["sha"] == sha]
 
+    def add_status(self, sha: str, context: str, target_url: str, login: str = "github-actions[bot]",
+                   state: str = "success") -> None:
+        """A status some earlier run (or anybody with write access) set on `sha`."""
+        with self.lock:
+            self.statuses.append({"id": next(self._ids), "sha": sha, "state": state, "creator": login,
+                                  "description": "earlier", "target_url": target_url, "context": context,
+                                  "created_at": self._stamp()})
+
     # the request pipeline
 
     def handle(self, seen: Seen) -> Answer:
@@ -177,6 +185,31 @@ class GitHubServer(FakeServer):
             **{k: status[k] for k in ("id", "state", "description", "target_url", "context", "created_at")},
             "updated_at": status["created_at"], "node_id": f"SC_{status['id']}", "creator": self._user(account.login),
             "url": f"{self.api_url}/repos/{self.repository}/statuses/{sha}"}))
+
+    def _repos_get_combined_status_for_ref(self, seen: Seen, params: dict[str, str], account: Account) -> Answer:
+        # https://docs.github.com/rest/commits/statuses#get-the-combined-status-for-a-specific-reference: the
+        # latest status of each context, newest first, paginated (per_page default 30, at most 100).
+        sha = params["ref"]
+        if len(sha) != 40 or any(ch not in "0123456789abcdef" for ch in sha):
+            return error(404, f"No commit found for SHA: {sha}")
+        latest: dict[str, dict[str, Any]] = {}
+        for status in reversed(self.statuses_for(sha)):
+            latest.setdefault(status["context"], status)
+        states = {s["state"] for s in latest.values()}
+        state = ("failure" if states & {"failure", "error"} else "pending" if not states or "pending" in states
+                 else "success")
+        items, _, _, _ = page_of(list(latest.values()), seen.query, default_per_page=30)
+        schema = CONTRACT.response_schema("repos/get-combined-status-for-ref", 200)
+        item_schema = schema["properties"]["statuses"]["items"]
+        statuses = [build(item_schema, {
+            **{k: s[k] for k in ("id", "state", "description", "target_url", "context", "created_at")},
+            "updated_at": s["created_at"], "node_id": f"SC_{s['id']}", "avatar_url": None,
+            "url": f"{self.api_url}/repos/{self.repository}/statuses/{sha}"}) for s in items]
+        return Answer(200, build(schema, {
+            "state": state, "sha": sha, "total_count": len(latest), "statuses": statuses,
+            "repository": {"full_name": self.repository, "name": self.repository.split("/")[1]},
+            "commit_url": f"{self.api_url}/repos/{self.repository}/commits/{sha}",
+            "url": f"{self.api_url}/repos/{self.repository}/commits/{sha}/status"}))
 
     def _checks_create(self, seen: Seen, params: dict[str, str], account: Account) -> Answer:
         if account.kind != "installation":

@@ -26,10 +26,19 @@ _ROUTES: list[tuple[str, str, str, tuple[str, ...], tuple[str, ...] | None, tupl
      ("page", "per_page", "sort", "order_by", "pagination")),
     ("notes.create", "POST", r"/projects/(?P<project>[^/]+)/merge_requests/(?P<iid>\d+)/notes", ("body",),
      ("internal", "created_at", "merge_request_diff_head_sha"), ()),
+    # doc/api/notes.md "Get single merge request note": id, merge_request_iid, note_id; 404 for a note of another MR
+    ("notes.get", "GET", r"/projects/(?P<project>[^/]+)/merge_requests/(?P<iid>\d+)/notes/(?P<note>\d+)", (), (), ()),
     ("notes.update", "PUT", r"/projects/(?P<project>[^/]+)/merge_requests/(?P<iid>\d+)/notes/(?P<note>\d+)",
      ("body",), (), ()),
     ("statuses.create", "POST", r"/projects/(?P<project>[^/]+)/statuses/(?P<sha>[^/]+)", ("state",),
      ("ref", "name", "context", "target_url", "description", "coverage", "pipeline_id"), ()),
+    # doc/api/commits.md "List the statuses of a commit": sha, ref, stage, name, pipeline_id, order_by (id,
+    # pipeline_id), sort (asc, desc), all; paginated. The latest status of each name unless all=true.
+    ("statuses.list", "GET", r"/projects/(?P<project>[^/]+)/repository/commits/(?P<sha>[^/]+)/statuses", (), (),
+     ("ref", "stage", "name", "pipeline_id", "order_by", "sort", "all", "page", "per_page")),
+    # doc/api/merge_requests.md "Get merge request diff versions": id, merge_request_iid; newest first, paginated
+    ("mrs.versions", "GET", r"/projects/(?P<project>[^/]+)/merge_requests/(?P<iid>\d+)/versions", (), (),
+     ("page", "per_page")),
     ("pipelines.create", "POST", r"/projects/(?P<project>[^/]+)/pipeline", ("ref",), ("variables", "inputs"), ()),
     ("pipelines.trigger", "POST", r"/projects/(?P<project>[^/]+)/trigger/pipeline", ("ref", "token"), None, ()),
     ("mrs.create", "POST", r"/projects/(?P<project>[^/]+)/merge_requests",
@@ -56,6 +65,7 @@ class GitLabServer(FakeServer):
         self.accounts: dict[str, Account] = {}
         self.merge_requests: dict[int, dict[str, Any]] = {}
         self.notes: dict[int, dict[str, Any]] = {}
+        self.versions: dict[int, list[dict[str, Any]]] = {}
         self.statuses: list[dict[str, Any]] = []
         self.pipelines: list[dict[str, Any]] = []
         self._ids = itertools.count(501)
@@ -72,6 +82,25 @@ class GitLabServer(FakeServer):
                           ) -> None:
         self.merge_requests[iid] = {"iid": iid, "source_branch": source, "target_branch": target, "state": "opened",
                                     "title": f"MR {iid}", "description": "", "sha": sha}
+        self.versions[iid] = []
+        self.push(iid, sha)
+
+    def push(self, iid: int, sha: str) -> None:
+        """A push to the MR's source branch: `sha` is its head and a new diff version records it."""
+        with self.lock:
+            self.merge_requests[iid]["sha"] = sha
+            self.versions[iid].append({"id": next(self._ids), "head_commit_sha": sha, "base_commit_sha": "a" * 40,
+                                       "start_commit_sha": "a" * 40, "created_at": "2024-01-01T00:00:00.000Z",
+                                       "merge_request_id": 9000 + iid, "state": "collected", "real_size": "1",
+                                       "patch_id_sha": "c" * 40})
+
+    def add_status(self, sha: str, name: str, target_url: str, username: str = "project_42_bot_1") -> None:
+        """A status some earlier run (or anybody with the Developer role) set on `sha`."""
+        with self.lock:
+            self.statuses.append({"id": next(self._ids), "sha": sha, "status": "success", "name": name,
+                                  "target_url": target_url, "description": "earlier", "author": self._author(username),
+                                  "created_at": "2024-01-01T00:00:00.000Z", "ref": None, "allow_failure": False,
+                                  "coverage": None})
 
     def add_note(self, iid: int, body: str, username: str, system: bool = False) -> int:
         with self.lock:
@@ -161,6 +190,12 @@ class GitLabServer(FakeServer):
             return Answer(400, {"message": {"note": ["is too long (maximum is 1000000 characters)"]}})
         return Answer(201, self._note(self.notes[self.add_note(iid, body, account.username)]))
 
+    def _notes_get(self, seen: Seen, params: dict[str, str], account: Account) -> Answer:
+        note = self.notes.get(int(params["note"]))
+        if int(params["iid"]) not in self.merge_requests or note is None or note["iid"] != int(params["iid"]):
+            return Answer(404, {"message": "404 Not found"})
+        return Answer(200, self._note(note))
+
     def _notes_update(self, seen: Seen, params: dict[str, str], account: Account) -> Answer:
         note = self.notes.get(int(params["note"]))
         if note is None or note["iid"] != int(params["iid"]):
@@ -182,6 +217,28 @@ class GitLabServer(FakeServer):
                   "ref": fields.get("ref"), "allow_failure": False, "coverage": None}
         self.statuses.append(status)
         return Answer(201, status)
+
+    def _statuses_list(self, seen: Seen, params: dict[str, str], account: Account) -> Answer:
+        query = {k: v[0] for k, v in seen.query.items()}
+        found = [st for st in self.statuses if st["sha"] == params["sha"]
+                 and all(st.get(k) == query[k] for k in ("name", "ref") if k in query)]
+        if query.get("all") != "true":
+            latest: dict[str, dict[str, Any]] = {}
+            for status in found:
+                latest[status["name"]] = status  # the newest of each name
+            found = sorted(latest.values(), key=lambda st: st["id"])
+        if query.get("sort") == "desc":
+            found.reverse()
+        items, page, per_page, last = page_of(found, seen.query, default_per_page=20)
+        return Answer(200, items, self._paging(seen, page, per_page, last, len(found)))
+
+    def _mrs_versions(self, seen: Seen, params: dict[str, str], account: Account) -> Answer:
+        iid = int(params["iid"])
+        if iid not in self.merge_requests:
+            return Answer(404, {"message": "404 Not found"})
+        versions = list(reversed(self.versions[iid]))
+        items, page, per_page, last = page_of(versions, seen.query, default_per_page=20)
+        return Answer(200, items, self._paging(seen, page, per_page, last, len(versions)))
 
     def _pipelines_create(self, seen: Seen, params: dict[str, str], account: Account) -> Answer:
         return Answer(201, self._pipeline(_form(seen.body), "api"))

@@ -6,6 +6,7 @@ Layout (names in support/state.py): `<root>/registry.db`, run artifacts under `<
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import shutil
@@ -113,6 +114,14 @@ class LocalRegistry(LocalModels):
         if not runs:
             raise self._db.error(NotFound, f"run {run_id!r} not found")
         return runs[0]
+
+    def get_runs(self, run_ids: Sequence[str], experiment_ids: Sequence[str]) -> dict[str, Run]:
+        del experiment_ids  # one local database: each read is cheap
+        found = {}
+        for run_id in dict.fromkeys(run_ids):
+            with contextlib.suppress(NotFound):
+                found[run_id] = self.get_run(run_id)
+        return found
 
     def _load_runs(self, where: str, args: tuple[object, ...]) -> list[Run]:
         with self._db.read() as conn:

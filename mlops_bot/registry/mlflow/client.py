@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import re
 import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
@@ -34,6 +35,7 @@ from .models import MlflowModels
 
 # MLflow's limits for one runs/log-batch request.
 _BATCH_METRICS, _BATCH_PARAMS, _BATCH_TAGS, _BATCH_TOTAL = 1000, 100, 100, 1000
+_RUN_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")  # MLflow's run ids (32 hex), Azure ML's job names
 
 
 def _now_ms() -> int:
@@ -160,6 +162,25 @@ class MlflowRegistry(MlflowModels):
 
     def get_run(self, run_id: str) -> Run:
         return codec.run(self._http.json("GET", "runs/get", params={"run_id": run_id})["run"])
+
+    def get_runs(self, run_ids: Sequence[str], experiment_ids: Sequence[str]) -> dict[str, Run]:
+        """One search (`attributes.run_id IN (...)`) where the server filters runs, then runs/get for any it did
+        not return; a run that no longer exists is left out."""
+        wanted = list(dict.fromkeys(run_ids))
+        safe = [r for r in wanted if _RUN_ID.fullmatch(r)]  # ids come from the server: never quoted blindly
+        found: dict[str, Run] = {}
+        if len(safe) > 1 and experiment_ids and self._filters_native is not False:
+            listed = ", ".join(f"'{r}'" for r in safe)
+            try:
+                runs = self._search_page(list(experiment_ids), f"attributes.run_id IN ({listed})", len(safe))
+            except (InvalidParameter, NotFound):  # a server that cannot read IN
+                runs = []
+            found = {run.run_id: run for run in runs if run.run_id in safe}
+        for run_id in wanted:
+            if run_id not in found:
+                with contextlib.suppress(NotFound):
+                    found[run_id] = self.get_run(run_id)
+        return found
 
     def search_runs(self, experiment_ids: Sequence[str], filter_string: str = "", order_by: Sequence[str] = (),
                     max_results: int | None = None) -> list[Run]:
