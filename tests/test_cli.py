@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import os
 import pkgutil
 import re
 import subprocess
 import sys
+import time
 import types
 from pathlib import Path
 
@@ -70,6 +72,40 @@ def test_version_imports_nothing_heavy() -> None:
             "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip().endswith("[]"), out
+
+
+def test_a_no_op_run_is_answered_before_argparse_with_the_full_paths_words(tmp_path: Path) -> None:
+    """entry.py replays a fully cached run from pipeline/noop's record before argparse, typing or pathlib load,
+    printing what `run` prints; anything it cannot answer goes to cli.main."""
+    root = tmp_path / "p"
+    root.mkdir()
+    (root / "ml.yaml").write_text("version: 1\nmodel: {name: m, artifact: out.txt}\n"
+                                  "pipeline:\n  make: {cmd: [python, -c, \"open('out.txt', 'w').write('1')\"], "
+                                  "outs: [out.txt]}\n")
+    # what start-up loaded already (an editable install's import finder loads pathlib) does not count
+    code = ("import sys\nbefore = set(sys.modules)\nfrom mlops_bot.entry import main\n"
+            "sys.argv = ['mlops-bot', *sys.argv[1:]]\nstatus = main()\n"
+            "print(status, sorted(m for m in ('argparse', 'typing', 'pathlib', 'mlops_bot.cli') "
+            "if m in sys.modules and m not in before))")
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+
+    def bot(*argv: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, env=env,
+                              check=True, cwd=root)
+
+    first = bot("run")  # runs the step: the full path
+    assert first.stdout.split(" ", 1)[0] == "0" and "'mlops_bot.cli'" in first.stdout
+    old = time.time() - 10  # older than the timestamp window, as files are a while after the run that wrote them
+    for name in ("ml.yaml", "ml.lock", "out.txt"):
+        os.utime(root / name, (old, old))
+    bot("run")  # all cached: the full path records the no-op
+    replayed = bot("-C", str(root), "run")
+    assert replayed.stdout.strip() == "0 []", replayed.stdout  # nothing heavy: answered by entry.py
+    full = bot("run", "--json")  # an option: the full path, with the same words
+    assert "'mlops_bot.cli'" in full.stdout
+    words = [re.sub(r"done in [0-9.]+s", "done in Xs", line) for line in replayed.stderr.splitlines()]
+    assert words == [re.sub(r"done in [0-9.]+s", "done in Xs", line) for line in full.stderr.splitlines()]
+    assert words[-1].startswith("mlops-bot: pipeline done in Xs: 1 cached; run ")
 
 
 def test_pure_modules_import_no_network_or_forge_library() -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ..console import emit_json, log
+from ..pipeline.summary import summary
 from .project import Project
 
 
@@ -31,24 +32,16 @@ def _print_plan(doc: dict[str, Any]) -> None:
         print(f"{step['name']}: {step['status']}{why}", flush=True)
 
 
-def _summary(doc: dict[str, Any]) -> str:
-    counts: dict[str, int] = {}
-    for step in doc["steps"]:
-        counts[step["status"]] = counts.get(step["status"], 0) + 1
-    parts = ", ".join(f"{n} {status}" for status, n in counts.items())
-    run = f"; run {doc['run_id']}" + (" (reused)" if doc["reused"] else "") if doc["run_id"] else ""
-    return f"mlops-bot: pipeline done in {doc['duration_s']:.1f}s: {parts}{run}"
-
-
 def _replayed(config_path: Path, started: float) -> dict[str, Any] | None:
     from .. import __version__
     from ..pipeline.noop import replay
+    from ..pipeline.summary import cached_lines
 
     doc = replay(config_path, __version__)
     if doc is None:
         return None
-    for i, step in enumerate(doc["steps"], 1):
-        log(f"step {i}/{len(doc['steps'])} {step['name']}: cached")
+    for line in cached_lines(doc):
+        log(line)
     return {**doc, "duration_s": round(time.monotonic() - started, 3)}
 
 
@@ -63,7 +56,7 @@ def main(args: argparse.Namespace, project: Project) -> int:
     elif args.dry_run:
         _print_plan(doc)
     if not args.dry_run:
-        log(_summary(doc))
+        log(summary(doc))
     return 0
 
 

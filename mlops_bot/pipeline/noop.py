@@ -16,13 +16,16 @@ import json
 import os
 import re
 import time
-from collections.abc import Iterable
-from pathlib import Path
-from typing import Any
 
 import blake3
 
-from ..support.state import NOOP_FILE, STATE_DIR, state_path
+from ..support.state import NOOP_FILE, STATE_DIR
+
+TYPE_CHECKING = False  # typing's own costs 2 ms: the no-op answers before it is imported (mlops_bot/entry.py)
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+    from pathlib import Path
+    from typing import Any
 
 RACY_NS = 2_000_000_000  # as in hashing: a file this young may still change within its mtime tick
 _SKIP = frozenset({".git", STATE_DIR, "__pycache__"})
@@ -43,7 +46,7 @@ def _stat(path: str) -> list[int] | None:
     return [st.st_size if not os.path.isdir(path) else -1, st.st_mtime_ns, st.st_ino]
 
 
-def snapshot(root: Path, paths: Iterable[str]) -> dict[str, list[int] | None]:
+def snapshot(root: str | Path, paths: Iterable[str]) -> dict[str, list[int] | None]:
     """rel path -> [size (-1 for a directory), mtime_ns, inode], walking directories."""
     out: dict[str, list[int] | None] = {}
     for rel in sorted(set(paths)):
@@ -70,21 +73,25 @@ def record(state_dir: Path, config_path: Path, version: str, paths: Iterable[str
     if any(s is None or s[1] > limit for s in files.values()):
         target.unlink(missing_ok=True)
         return
-    doc = {"version": version, "config": str(config_path), "env": _env_digest(config_path.read_bytes()),
+    doc = {"version": version, "config": os.path.realpath(config_path), "env": _env_digest(config_path.read_bytes()),
            "paths": declared, "files": files, "result": result}
     write_atomic(target, json.dumps(doc, separators=(",", ":")))
 
 
-def replay(config_path: Path, version: str) -> dict[str, Any] | None:
-    """The recorded result when nothing it depends on changed; None on any doubt."""
-    config_path = config_path.resolve()
+def replay(config_path: str | Path, version: str) -> dict[str, Any] | None:
+    """The recorded result when nothing it depends on changed; None on any doubt. Paths as strings (os.path):
+    the no-op is answered before pathlib is imported."""
+    config = os.path.realpath(config_path)
+    project = os.path.dirname(config)
     try:
-        doc = json.loads(state_path(config_path.parent, NOOP_FILE).read_text(encoding="utf-8"))
-        if doc["version"] != version or doc["config"] != str(config_path):
+        with open(os.path.join(project, STATE_DIR, NOOP_FILE), encoding="utf-8") as handle:
+            doc = json.load(handle)
+        if doc["version"] != version or doc["config"] != config:
             return None
-        if doc["env"] != _env_digest(config_path.read_bytes()):
-            return None
-        same = snapshot(config_path.parent, doc["paths"]) == doc["files"]
+        with open(config, "rb") as handle:
+            if doc["env"] != _env_digest(handle.read()):
+                return None
+        same = snapshot(project, doc["paths"]) == doc["files"]
     except (OSError, ValueError, KeyError, TypeError):
         return None
     result: dict[str, Any] | None = doc["result"] if same else None

@@ -6,7 +6,9 @@ Everything here is local state (caches, the embedded store, the audit log) and m
 
 from __future__ import annotations
 
-from pathlib import Path
+TYPE_CHECKING = False  # pathlib is 3 ms of start-up: the no-op `run` answers without it (mlops_bot/entry.py)
+if TYPE_CHECKING:
+    from pathlib import Path
 
 STATE_DIR = ".mlops-bot"
 
