@@ -38,6 +38,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "ci": ("ci", "in GitHub Actions or GitLab CI: check a PR/MR, promote on merge, gate a release"),
     "serve": ("serve", "receive signed MLflow/GitHub/GitLab webhooks and run the `on:` rules of ml.yaml"),
     "watch": ("watch", "poll the tracking server and registry for changes and run the `on:` rules"),
+    "drift": ("drift", "compare the data the champion sees now with its training data (monitor: in ml.yaml)"),
     "events": ("events", "read the audit log of events (--follow, --type T, --json)"),
     "ui": ("ui", "show the embedded store (tracking.uri: local) in MLflow's UI: export it and run `mlflow ui`"),
 }

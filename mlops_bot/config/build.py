@@ -9,8 +9,11 @@ from .model import (
     Compare,
     Config,
     Criterion,
+    CurrentData,
     DeployTarget,
+    DriftTest,
     Model,
+    Monitor,
     Promote,
     Regression,
     Report,
@@ -44,7 +47,37 @@ def build_config(doc: Document) -> Config:
         report=_report(data.get("report", {})),
         rules=tuple(Rule(event=r["event"], where={k: _env_value(v) for k, v in r.get("where", {}).items()},
                          do=tuple(r["do"])) for r in data.get("on", [])),
+        monitor=_monitor(data["monitor"]) if "monitor" in data else None,
     )
+
+
+def _monitor(raw: dict[str, Any]) -> Monitor:
+    current = raw["current"]
+    if isinstance(current, str):
+        where = CurrentData(path=current)
+    elif "url" in current:
+        where = CurrentData(url=current["url"])
+    else:
+        where = CurrentData(path=current["path"], cmd=_command(current["cmd"]),
+                            pass_env=as_tuple(current.get("pass_env")), timeout=current.get("timeout"))
+    tests = raw.get("tests", {})
+    when = raw.get("drift_when", {"share": 0.5})
+    sample = raw.get("sample", {})
+    defaults = Monitor(current=where)
+    return Monitor(
+        current=where, reference=raw.get("reference"), features=as_tuple(raw.get("features")),
+        categorical=as_tuple(raw.get("categorical")), numeric=as_tuple(raw.get("numeric")),
+        numeric_tests=_drift_tests(tests.get("numeric")) or defaults.numeric_tests,
+        categorical_tests=_drift_tests(tests.get("categorical")) or defaults.categorical_tests,
+        require_all=tests.get("require", "all") == "all",
+        min_features=when.get("features"), min_share=when.get("share"),
+        null_rate_change=raw.get("null_rate_change", defaults.null_rate_change),
+        sample_rows=sample.get("rows"), seed=sample.get("seed", 0), max_mb=raw.get("max_mb", defaults.max_mb),
+        report=raw.get("report", defaults.report))
+
+
+def _drift_tests(raw: dict[str, float] | None) -> tuple[DriftTest, ...]:
+    return tuple(DriftTest(name, float(threshold)) for name, threshold in (raw or {}).items())
 
 
 def _command(value: Any) -> str | tuple[str, ...]:

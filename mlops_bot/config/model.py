@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..support.state import REPORT_FILE, state_relpath
+from ..support.state import DRIFT_REPORT_FILE, REPORT_FILE, state_relpath
 
 
 @dataclass(frozen=True)
@@ -125,6 +125,53 @@ class Report:
 
 
 @dataclass(frozen=True)
+class DriftTest:
+    """One test of `monitor.tests`: ks and chi2 flag drift when the p-value is below `threshold`; wasserstein,
+    jensen_shannon and psi when the statistic is at or above it."""
+
+    name: str  # ks | wasserstein | psi (numeric); chi2 | jensen_shannon | psi (categorical)
+    threshold: float
+
+    @property
+    def is_p_value(self) -> bool:
+        return self.name in ("ks", "chi2")
+
+
+@dataclass(frozen=True)
+class CurrentData:
+    """`monitor.current`: one of a path or glob, a URL, or a command that writes `path`."""
+
+    path: str | None = None
+    url: str | None = None
+    cmd: str | tuple[str, ...] | None = None
+    pass_env: tuple[str, ...] = ()
+    timeout: float | None = None
+
+
+@dataclass(frozen=True)
+class Monitor:
+    """`monitor:`: what `mlops-bot drift` compares, with which tests, and when the dataset has drifted."""
+
+    current: CurrentData
+    reference: str | None = None  # None: the training data of the champion's run, from its lineage
+    features: tuple[str, ...] = ()  # (): every shared column
+    categorical: tuple[str, ...] = ()
+    numeric: tuple[str, ...] = ()
+    # A feature drifts when its change is both significant (the test's p-value) and large (the distance): either
+    # alone false-alarms, the p-value on large samples, the distance on small ones (tests/drift/test_false_alarms).
+    numeric_tests: tuple[DriftTest, ...] = (DriftTest("ks", 0.01), DriftTest("wasserstein", 0.1))
+    categorical_tests: tuple[DriftTest, ...] = (DriftTest("chi2", 0.01), DriftTest("jensen_shannon", 0.1))
+    require_all: bool = True  # monitor.tests.require: all (default) or any of a feature's tests
+    min_features: int | None = None  # the dataset drifts when at least this many features drift...
+    min_share: float | None = 0.5  # ...or at least this share of them (exactly one of the two is set)
+    null_rate_change: float = 0.1
+    sample_rows: int | None = None  # None: every row (inputs above max_mb are refused)
+    seed: int = 0
+    max_mb: float = 512.0
+    report: str = state_relpath(DRIFT_REPORT_FILE)
+
+
+@dataclass(frozen=True)
 class Rule:
     event: str
     where: Mapping[str, str] = field(default_factory=dict)
@@ -146,6 +193,7 @@ class Config:
     deploy: tuple[DeployTarget, ...]
     report: Report
     rules: tuple[Rule, ...]
+    monitor: Monitor | None = None
 
     def metric_steps(self) -> list[Step]:
         return [s for s in self.pipeline.values() if s.metrics]

@@ -1,6 +1,7 @@
 """Checks a schema cannot express: the steps form a DAG, every dep is produced or present, outs do not
-overlap, params and metrics named in ml.yaml exist. Reads the raw document defensively, because these
-checks run even when the schema found problems (all problems are reported at once)."""
+overlap, params and metrics named in ml.yaml exist, `monitor:` is consistent (config/monitor.py). Reads the raw
+document defensively, because these checks run even when the schema found problems (all problems are reported
+at once)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 
 from ..errors import Problem
 from .lookup import Writers, close_match, exists, flatten_keys, is_file, load_yaml_keys, path_problem
+from .monitor import monitor_problems
 from .passenv import pass_env_problems
 from .significance import significance_problems
 from .source import Document
@@ -31,6 +33,7 @@ def semantic_problems(doc: Document) -> list[Problem]:
     problems += _unique_deploy_names(doc)
     problems += pass_env_problems(doc)
     problems += _unity_catalog_name(doc)
+    problems += monitor_problems(doc, steps, writers)
     return problems
 
 

@@ -10,73 +10,38 @@ rest to the last one rolled out at 100% (set 100, or remove the field, to roll o
 The commit names the model, the version and the decision. It is pushed to `branch` (default: the remote's
 default branch); when the remote moved meanwhile, the push is retried on top of the new tip (fetch,
 re-apply). With `pull_request: true` it goes to the branch `mlops-bot/deploy-<model>-v<version>` and a
-pull/merge request into `branch` is opened through the forge, in the repository the CI runs for: so
-pull_request mode is for a manifest in the project's own repository (the default `repo`). A manifest that
-holds the values already gets no commit: "already deployed". git authenticates as it is configured
-(credential helper, SSH agent, or a token in the URL from an ${ENV} variable); URLs are shown without
-credentials, query or fragment (support/urls.py). The commit author is the configured git identity, or
-mlops-bot when there is none.
+pull/merge request into `branch` is opened through the forge (deploy/gitrepo.py's `propose`), in the
+repository the CI runs for: so pull_request mode is for a manifest in the project's own repository (the
+default `repo`). A manifest that holds the values already gets no commit: "already deployed". git
+authenticates as it is configured (credential helper, SSH agent, or a token in the URL from an ${ENV}
+variable); URLs are shown without credentials, query or fragment (support/urls.py). The commit author is the
+configured git identity, or mlops-bot when there is none.
 """
 
 from __future__ import annotations
 
 import re
-import subprocess
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
 from ..config.model import DeployTarget
 from ..errors import RemoteError, UsageError
-from ..support.urls import redact, redact_text
+from ..support.urls import redact
 from . import yamledit
 from .base import DeployRequest, DeployResult, DeploySession
+from .gitrepo import GIT_TIMEOUT_S, Git, Proposal, clone, commit, is_remote, origin_url, propose
 
 PUSH_ATTEMPTS = 5
-GIT_TIMEOUT_S = 300.0
-BOT_IDENTITY = ("-c", "user.name=mlops-bot", "-c", "user.email=mlops-bot@users.noreply.localhost")
 _RACE = re.compile(r"\[rejected\]|fetch first|non-fast-forward|cannot lock ref|stale info|incorrect old value")
-
-
-class _Git:
-    def __init__(self, work: Path, timeout: float, url: str, env: Mapping[str, str]) -> None:
-        self.work, self.timeout, self.url = work, timeout, url
-        # Never wait for a password prompt; English messages, since a rejected push is recognised by its text.
-        self.env = {**env, "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C"}
-
-    def run(self, *args: str, check: bool = True, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-        try:
-            done = subprocess.run(["git", *args], cwd=cwd or self.work, env=self.env, capture_output=True, text=True,
-                                  timeout=self.timeout, stdin=subprocess.DEVNULL, check=False)
-        except subprocess.TimeoutExpired:
-            raise RemoteError("git", None, redact(self.url), f"git {args[0]} timed out after {self.timeout:g}s; "
-                              "check the network or raise the target's timeout") from None
-        except FileNotFoundError:
-            raise UsageError("gitops deploy needs the `git` program; install it.") from None
-        if check and done.returncode != 0:
-            raise RemoteError("git", None, redact(self.url), f"git {args[0]} failed: {self.tail(done)}")
-        return done
-
-    def tail(self, done: subprocess.CompletedProcess[str]) -> str:
-        lines = [line.strip() for line in (done.stderr or done.stdout).splitlines() if line.strip()]
-        return redact_text(" | ".join(lines[-3:])) or f"exit code {done.returncode}"
-
-    def out(self, *args: str) -> str:
-        return self.run(*args).stdout.strip()
 
 
 def repo_url(target: DeployTarget, root: Path, env: Mapping[str, str]) -> str:
     if target.repo:
-        if "://" in target.repo or re.match(r"^[\w.-]+@[\w.-]+:", target.repo):
+        if is_remote(target.repo):
             return target.repo
         return (root / target.repo).resolve().as_uri()  # file:// so that --depth applies to local clones
-    git = _Git(root, 30.0, str(root), env)
-    done = git.run("remote", "get-url", "origin", check=False)
-    if done.returncode != 0 or not done.stdout.strip():
-        raise UsageError(f"deploy target '{target.name}' has no repo and {root} has no 'origin' remote; "
-                         "add repo: (a URL or a path) to the target in ml.yaml.")
-    url = done.stdout.strip()
-    return url if "://" in url or re.match(r"^[\w.-]+@[\w.-]+:", url) else (root / url).resolve().as_uri()
+    return origin_url(root, env, f"deploy target '{target.name}' has no repo and {root} has no 'origin' remote; "
+                      "add repo: (a URL or a path) to the target in ml.yaml.")
 
 
 def message(request: DeployRequest, target: DeployTarget) -> tuple[str, str]:
@@ -96,18 +61,13 @@ def deploy(target: DeployTarget, request: DeployRequest, session: DeploySession)
     if not target.file or not target.set:
         raise UsageError(f"deploy target '{target.name}' (gitops) needs file: and set: in ml.yaml.")
     url = repo_url(target, session.root, session.env)
-    with tempfile.TemporaryDirectory(prefix="mlops-bot-gitops-") as tmp:
-        work = Path(tmp) / "repo"
-        git = _Git(work, target.timeout or GIT_TIMEOUT_S, url, session.env)
-        branch = ("--branch", target.branch) if target.branch else ()
-        git.run("clone", "--quiet", "--depth", "1", "--no-tags", *branch, "--", url, str(work), cwd=Path(tmp))
-        base = git.out("symbolic-ref", "--short", "HEAD")
+    with clone(url, session.env, target.timeout or GIT_TIMEOUT_S, target.branch) as (git, base):
         if target.pull_request:
             return _pull_request(git, target, request, session, base)
         return _push(git, target, request, session, base)
 
 
-def _apply(git: _Git, target: DeployTarget, request: DeployRequest) -> bool:
+def _apply(git: Git, target: DeployTarget, request: DeployRequest) -> bool:
     """Edits the manifest in the clone; False when it held the values already."""
     assert target.file is not None
     path = git.work / target.file
@@ -134,16 +94,12 @@ def _apply(git: _Git, target: DeployTarget, request: DeployRequest) -> bool:
     return True
 
 
-def _commit(git: _Git, target: DeployTarget, request: DeployRequest) -> str:
+def _commit(git: Git, target: DeployTarget, request: DeployRequest) -> str:
     assert target.file is not None
-    identity = () if git.run("config", "user.email", check=False).stdout.strip() else BOT_IDENTITY
-    subject, body = message(request, target)
-    git.run("add", "--", target.file)
-    git.run(*identity, "commit", "--quiet", "-m", subject, "-m", body)
-    return git.out("rev-parse", "HEAD")
+    return commit(git, [target.file], *message(request, target))
 
 
-def _push(git: _Git, target: DeployTarget, request: DeployRequest, session: DeploySession, base: str) \
+def _push(git: Git, target: DeployTarget, request: DeployRequest, session: DeploySession, base: str) \
         -> DeployResult:
     for attempt in range(1, PUSH_ATTEMPTS + 1):
         if not _apply(git, target, request):
@@ -168,30 +124,18 @@ def head_branch(request: DeployRequest) -> str:
     return f"mlops-bot/deploy-{model}-v{request.version}"
 
 
-def _pull_request(git: _Git, target: DeployTarget, request: DeployRequest, session: DeploySession, base: str) \
+def _pull_request(git: Git, target: DeployTarget, request: DeployRequest, session: DeploySession, base: str) \
         -> DeployResult:
+    assert target.file is not None
     if session.forge is None:
         raise UsageError(f"deploy target '{target.name}' has pull_request: true, but no forge is available here "
                          "(run in GitHub Actions or GitLab CI with a token, or push to the branch instead).")
     if not _apply(git, target, request):
         return DeployResult(target.name, target.type, "succeeded", f"already deployed: {target.file} on {base} "
                             f"holds v{request.version}; no pull request needed", commit=git.out("rev-parse", "HEAD"))
-    sha = _commit(git, target, request)
+    _commit(git, target, request)
     head = head_branch(request)
-    remote = git.run("ls-remote", "--heads", "origin", f"refs/heads/{head}").stdout.split()
-    if remote and _same_file(git, target, remote[0], head):
-        sha = remote[0]  # pushed by an earlier run: keep that commit (and the review on it)
-    else:
-        # Our own branch, rebuilt on the current base; the lease keeps a branch changed since we looked intact.
-        lease = f"--force-with-lease=refs/heads/{head}:{remote[0] if remote else ''}"
-        git.run("push", "--quiet", lease, "origin", f"HEAD:refs/heads/{head}")
     subject, body = message(request, target)
-    link = session.forge.open_pull_request(head=head, base=base, title=subject, body=body)
+    link, sha = propose(git, session.forge, Proposal(head, base, (target.file,), subject, body))
     return DeployResult(target.name, target.type, "succeeded", f"pull request {link} from {head} into {base}",
                         url=link, commit=sha)
-
-
-def _same_file(git: _Git, target: DeployTarget, sha: str, head: str) -> bool:
-    assert target.file is not None
-    git.run("fetch", "--quiet", "--depth", "1", "origin", f"refs/heads/{head}")
-    return git.run("diff", "--quiet", sha, "HEAD", "--", target.file, check=False).returncode == 0

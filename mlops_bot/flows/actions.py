@@ -14,6 +14,11 @@ uses. `rule_handler` hands the table to events/rules.py; `run_held_rules` is CI 
   elsewhere (`serve`) MLOPS_BOT_FORGE=github|gitlab with GITHUB_REPOSITORY and MLOPS_BOT_RETRAIN_WORKFLOW,
   or CI_SERVER_URL, CI_PROJECT_ID and CI_PROJECT_PATH, and the forge's token variable. Mind loops: in CI, a
   rule retraining on run.finished starts the pipeline that finishes another run; narrow it with `where:`.
+  A drift.detected event starts one pipeline per drift finding and champion version: the finding's id is
+  recorded on the champion version (tag mlops_bot.drift.retrained) once the pipeline was started, and read
+  first, so a scheduled check on a fresh runner that sees the same drift again starts nothing.
+- open_pr: a drift finding as a pull/merge request with a record in git and the report as its description
+  (flows/open_pr.py).
 """
 
 from __future__ import annotations
@@ -21,7 +26,6 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from .. import __version__
@@ -30,9 +34,11 @@ from ..console import log
 from ..errors import BotError, UsageError
 from ..events.bus import Bus
 from ..events.rules import RuleHandler, kind
+from .open_pr import open_pr
 from .project import Opener, Project
 
 if TYPE_CHECKING:
+    from ..ci.context import CIContext
     from ..decide.decision import Decision
     from ..events.event import Event
 
@@ -135,24 +141,45 @@ def notify(project: Project, event: Event) -> bool:
 
 
 def retrain(project: Project, event: Event) -> bool:
-    from ..ci.context import read_context, read_forge_context
-    from ..forges import open_forge
+    from .open_pr import finding_of, job_forge
 
-    ci = read_context(project.env)
-    if not ci.in_ci:  # `serve` or `watch`: the forge is named by MLOPS_BOT_FORGE
-        ci = read_forge_context(project.env, reason="an `on:` rule asked to retrain")
-    ci = replace(ci, workflow=project.env.get("MLOPS_BOT_RETRAIN_WORKFLOW") or ci.workflow)
-    forge = open_forge(ci, project.env, root=project.config.root)
+    finding, version = finding_of(event), _value(event, "version")
+    drift = (finding, version) if finding is not None and version is not None else None
+    if drift and not _ours(project, event):
+        return True
+    if drift and _retrained_for(project, drift[1]) == drift[0]:
+        log(f"mlops-bot: drift finding {finding} of v{version} started a retraining already; not starting another.")
+        return True
+    forge = job_forge(project, "an `on:` rule asked to retrain")
+    ci = read_ci(project)
     ref = project.env.get("MLOPS_BOT_RETRAIN_REF") or ci.default_branch or "main"
     # A workflow_dispatch with inputs the workflow does not declare is refused (422); GitLab takes any variable.
     inputs = {} if ci.platform == "github" else {"MLOPS_BOT_EVENT": event.type, "MLOPS_BOT_EVENT_ID": event.id}
     url = forge.trigger_pipeline(ref, inputs)
     log(f"mlops-bot: started the {forge.name} pipeline on {ref} for {event.type}" + (f": {url}" if url else ""))
+    if drift:  # recorded once the pipeline started: a failure before it leaves the finding to act on again
+        from ..registry import tags
+
+        project.registry.set_model_version_tag(project.config.model.name, drift[1], tags.DRIFT_RETRAINED, drift[0])
     return True
 
 
+def read_ci(project: Project) -> CIContext:
+    from ..ci.context import read_context, read_forge_context
+
+    ci = read_context(project.env)
+    return ci if ci.in_ci else read_forge_context(project.env, reason="an `on:` rule asked to retrain")
+
+
+def _retrained_for(project: Project, version: str) -> str | None:
+    """The drift finding whose retraining was started for this version of the model, if any."""
+    from ..registry import tags
+
+    return project.registry.get_model_version(project.config.model.name, version).tags.get(tags.DRIFT_RETRAINED)
+
+
 ACTIONS: dict[str, Action] = {"deploy": deploy, "promote": promote, "compare": compare, "gate": gate,
-                              "notify": notify, "retrain": retrain}
+                              "notify": notify, "retrain": retrain, "open_pr": open_pr}
 
 
 class ProjectActions:

@@ -5,7 +5,10 @@ Each poll asks `events_since(cursor)` for finished runs of ml.yaml's experiment,
 aliases of its model; spools them (.mlops-bot/events/watch.db) with ids derived from the cursor, so a poll
 repeated after a crash yields the same ids and nothing twice; saves the new cursor (watch.cursor); then
 handles what is pending, as `serve` does. The first poll only sets the cursor: history is not news.
-`--once` polls once (tests, cron); otherwise every --interval seconds until SIGTERM or Ctrl-C (exit 0).
+`--once` polls once (tests, cron); otherwise every --interval seconds until SIGTERM or Ctrl-C (exit 0), or
+for --cycles rounds. `--drift-every S` also runs `mlops-bot drift`'s check (flows/drift.py) every S seconds
+(and once with --once): its drift.detected or drift.checked event is spooled and handled like a polled one, so
+`on:` rules fire on it; a check that fails is logged and tried again at the next due time.
 """
 
 from __future__ import annotations
@@ -13,9 +16,11 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import math
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from ..config.model import Config
@@ -39,11 +44,14 @@ TYPES = {"run.finished": "run.finished", "model_version.created": "model_version
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--interval", type=float, default=30.0, metavar="S", help="seconds between polls (default 30)")
     parser.add_argument("--once", action="store_true", help="poll once, handle what changed, and exit")
+    parser.add_argument("--drift-every", type=float, metavar="S",
+                        help="also check the data for drift (`mlops-bot drift`, monitor: in ml.yaml) every S seconds")
+    parser.add_argument("--cycles", type=int, metavar="N", help="stop after N rounds (default: until stopped)")
 
 
 class Watcher:
     def __init__(self, config: Config, registry: Registry, env: Mapping[str, str]) -> None:
-        self.config, self.registry = config, registry
+        self.config, self.registry, self.env = config, registry, env
         self.directory = events_dir(config.root)
         self._lock = hold_exclusive(self.directory / WATCH_LOCK_FILE, "watch")
         self.spool = Spool(self.directory / WATCH_SPOOL_FILE)
@@ -72,6 +80,19 @@ class Watcher:
         self.handle_pending()
         return fresh
 
+    def check_drift(self) -> list[Event]:
+        """One drift check (flows/drift.py); its event, logged already, is spooled and handled like a polled one."""
+        from .drift import check_drift
+
+        caught: list[Event] = []
+        with activate(Bus([caught.append])):
+            outcome = check_drift(self.config, self.registry, self.env)
+        log(f"mlops-bot watch: {outcome.checked.summary()} (finding {outcome.checked.finding_id})")
+        self.runner.logged.update(e.id for e in caught)  # in the audit log already: emit wrote it
+        self.spool.insert(caught)
+        self.handle_pending()
+        return caught
+
     def handle_pending(self) -> None:
         """Handles the pending events that are due; one whose action failed waits (next_at) for a later poll."""
         with activate(self.bus):
@@ -96,19 +117,26 @@ class Watcher:
 
 
 def main(args: argparse.Namespace, project: Project) -> int:
-    if args.interval <= 0:
-        raise UsageError("--interval must be a positive number of seconds.")
+    if args.interval <= 0 or (args.drift_every is not None and args.drift_every <= 0):
+        raise UsageError("--interval and --drift-every must be positive numbers of seconds.")
+    if args.cycles is not None and args.cycles < 1:
+        raise UsageError("--cycles must be 1 or more.")
+    if args.drift_every is not None and project.config.monitor is None:
+        raise UsageError(f"--drift-every needs a `monitor:` section in {project.config.path.name} (what to compare); "
+                         "add one or leave --drift-every out.")
     watcher = Watcher(project.config, project.registry, dict(project.env))
     try:
         if args.once:
             found = watcher.poll()
+            if args.drift_every is not None:
+                found += watcher.check_drift()
             if args.json:
                 emit_json([e.to_dict() for e in found])
             for event in found:
                 log(f"mlops-bot watch: {event.type} {event.subject}")
             return EXIT_OK
         try:
-            _loop(watcher, args.interval)
+            _loop(watcher, Schedule(args.interval, args.drift_every, args.cycles))
         except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (cli turns it into one): a watcher's normal end
             log("mlops-bot watch: stopped")
         return EXIT_OK
@@ -116,11 +144,40 @@ def main(args: argparse.Namespace, project: Project) -> int:
         watcher.close()
 
 
-def _loop(watcher: Watcher, interval: float) -> None:
-    while True:
-        try:
-            for event in watcher.poll():
-                log(f"mlops-bot watch: {event.type} {event.subject}")
-        except BotError as exc:  # the server may come back: keep watching
-            log(f"mlops-bot watch: poll failed: {exc}; trying again in {interval:g} s")
-        time.sleep(interval)
+@dataclass(frozen=True)
+class Schedule:
+    """When the loop polls and checks for drift; `clock` and `sleep` are injectable so tests never really wait."""
+
+    interval: float
+    drift_every: float | None = None
+    cycles: int | None = None  # None: until stopped
+    clock: Callable[[], float] = time.monotonic
+    sleep: Callable[[float], None] = time.sleep
+
+
+def _loop(watcher: Watcher, schedule: Schedule) -> None:
+    """Polls every interval and, with drift_every, checks for drift on its own interval; a failure of either is
+    logged and the loop goes on (the server may come back, the next batch may be readable)."""
+    next_poll = next_drift = schedule.clock()
+    rounds = 0
+    while schedule.cycles is None or rounds < schedule.cycles:
+        now = schedule.clock()
+        if now >= next_poll:
+            next_poll = now + schedule.interval
+            _attempt("poll", watcher.poll, schedule.interval)
+        if schedule.drift_every is not None and now >= next_drift:
+            next_drift = now + schedule.drift_every
+            _attempt("drift check", watcher.check_drift, schedule.drift_every)
+        rounds += 1
+        if schedule.cycles is not None and rounds >= schedule.cycles:
+            return
+        due = min(next_poll, next_drift if schedule.drift_every is not None else math.inf)
+        schedule.sleep(max(0.0, due - schedule.clock()))
+
+
+def _attempt(what: str, work: Callable[[], list[Event]], interval: float) -> None:
+    try:
+        for event in work():
+            log(f"mlops-bot watch: {event.type} {event.subject}")
+    except BotError as exc:
+        log(f"mlops-bot watch: {what} failed: {exc}; trying again in {interval:g} s")

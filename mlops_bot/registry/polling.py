@@ -91,7 +91,7 @@ def _finished_runs(source: PollSource, old: _State | None, new: _State) -> list[
     reported = set(old.runs) if old else None
     events = []
     for run in sorted(found, key=lambda r: (r.end_time or 0, r.run_id)):
-        if run.status not in TERMINAL or run.end_time is None or _in_progress(run):
+        if run.status not in TERMINAL or run.end_time is None or _in_progress(run) or _monitoring(run):
             continue
         if run.end_time > new.polled - LOOKBACK_MS:
             new.runs.append(run.run_id)
@@ -110,6 +110,12 @@ def _in_progress(run: Run) -> bool:
         return True
     return (run.status == "FINISHED" and names.CONFIG_DIGEST in run.tags and names.PIPELINE_KEY not in run.tags
             and names.PARTIAL not in run.tags)
+
+
+def _monitoring(run: Run) -> bool:
+    """A drift check's record (flows/drift): its own events (drift.detected, drift.checked) say what it found;
+    as run.finished it would look like a training run to rules such as {event: run.finished, do: [promote]}."""
+    return run.tags.get(names.ROLE) == names.ROLE_MONITOR
 
 
 def _model_changes(source: PollSource, name: str, old: _State | None, new: _State,

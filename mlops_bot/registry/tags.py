@@ -50,6 +50,14 @@ ROLE = PREFIX + "role"
 ROLE_CHILD = "child"  # the value of ROLE on such a run
 MADE_BY_STEP = PREFIX + "made_by_step"  # the step whose code created it
 
+# a monitoring run: one drift check of the data the champion sees (`mlops-bot drift`), in the champion's experiment
+ROLE_MONITOR = "monitor"  # the value of ROLE on such a run
+MONITOR_MODEL = PREFIX + "monitor.model"  # the registered model whose champion was checked
+MONITOR_VERSION = PREFIX + "monitor.version"  # the champion version ("" when there is none: monitor.reference)
+MONITOR_CHAMPION_RUN = PREFIX + "monitor.champion_run_id"  # the champion's training run
+DRIFT_FINDING = PREFIX + "drift.finding_id"  # stable digest of (model, version, what drifted)
+DRIFT_DETECTED = PREFIX + "drift.detected"  # "true" | "false"
+
 # on an MLflow 3 Logged Model the bot recorded (registry/mlflow/logged_models.py): "<run_id>/<artifact path>"
 LOGGED_MODEL_FROM = PREFIX + "logged_model.made_from"
 
@@ -74,6 +82,8 @@ COMPARED_WITH = PREFIX + "compared_with"  # champion version it was judged again
 PROMOTED_AT = PREFIX + "promoted_at"
 REPLACED_BY = PREFIX + "replaced_by"
 ROLLED_BACK = PREFIX + "rolled_back"  # why it was taken out of service
+# the drift finding (its stable id) whose retraining an `on:` rule started for this champion (flows/actions.py)
+DRIFT_RETRAINED = PREFIX + "drift.retrained"
 
 # deployments, per target (see deploy/base.py for the fields)
 DEPLOY_PREFIX = PREFIX + "deploy."

@@ -99,6 +99,12 @@ def html(value: str) -> str:
     return value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
 
 
+def mermaid(value: str) -> str:
+    """`value` as a title or label inside a Mermaid chart's quotes: Mermaid may render labels as HTML, so only
+    characters that can form neither markup nor the end of the string are kept (and 60 of them)."""
+    return "".join(ch for ch in redact_text(value) if ch.isalnum() or ch in " _-.:/%()+")[:60]
+
+
 def code(value: str | None, *, table: bool = False) -> str:
     """`value` as inline code, cut to CELL_LIMIT characters; None is a dash."""
     if value is None:

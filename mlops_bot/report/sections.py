@@ -18,7 +18,7 @@ from urllib.parse import quote
 from ..decide.decision import Champion, Decision
 from ..metrics.numbers import fmt, fmt_signed
 from ..support.urls import public_url, redact_text
-from .escape import cell, code, html, paragraph
+from .escape import cell, code, html, mermaid, paragraph
 from .escape import text as escape
 
 PASS, FAIL = "✅", "❌"
@@ -197,8 +197,7 @@ def _link(value: str, template: str | None, slot: str) -> str:
 
 
 def _mermaid_text(text: str) -> str:
-    # Mermaid may render labels as HTML: keep only characters that cannot form markup or end the string.
-    return "".join(ch for ch in redact_text(text) if ch.isalnum() or ch in " _-.:/%()+")[:60]
+    return mermaid(text)
 
 
 def _plain(value: float) -> str:

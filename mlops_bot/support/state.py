@@ -15,6 +15,7 @@ STATE_DIR = ".mlops-bot"
 # what a command leaves for a later job or for the user
 DECISION_FILE = "decision.json"  # the Decision of `ci`, read by `report --decision` in a follow-up job
 REPORT_FILE = "report.md"  # default of report.file
+DRIFT_REPORT_FILE = "drift.md"  # default of monitor.report
 COMMENT_FILE = "comment.md"  # the local forge's stand-in for the pull request comment
 
 # the pipeline's state

@@ -59,3 +59,34 @@ def test_a_cursor_written_before_semantic_versions_still_reads() -> None:
 
 def test_the_order_of_versions() -> None:
     assert sorted(["10", "2", "1.2.0", "draft", "1"], key=version_key) == ["draft", "1", "1.2.0", "2", "10"]
+
+
+class Runs(Versions):
+    """Finished runs in one experiment, as a tracking server lists them."""
+
+    def __init__(self, runs: Sequence[Run]) -> None:
+        super().__init__()
+        self.runs = list(runs)
+
+    def poll_experiment_ids(self) -> list[str]:
+        return ["1"]
+
+    def search_runs(self, experiment_ids: Sequence[str], filter_string: str = "", order_by: Sequence[str] = (),
+                    max_results: int | None = None) -> list[Run]:
+        return list(self.runs)
+
+
+def test_a_drift_checks_monitoring_run_is_not_a_finished_run_to_react_to() -> None:
+    from mlops_bot.registry import tags
+
+    source = Runs([])
+    _, cursor = events_since(source, None, ["m"])
+    now = int(json.loads(cursor)["polled"]) if cursor.startswith("{") else 0
+    stamp = max(now, 1) + 1000
+    training = Run("a" * 32, "1", "FINISHED", stamp - 10, stamp, "a", tags={tags.CONFIG_DIGEST: "d",
+                                                                         tags.PIPELINE_KEY: "k"})
+    monitoring = Run("b" * 32, "1", "FINISHED", stamp - 10, stamp, "b",
+                     tags={tags.ROLE: tags.ROLE_MONITOR, tags.DRIFT_FINDING: "f"})
+    source.runs = [training, monitoring]
+    events, _ = events_since(source, cursor, ["m"])
+    assert [e.run_id for e in events if e.type == "run.finished"] == [training.run_id]

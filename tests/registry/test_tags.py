@@ -22,13 +22,17 @@ PINNED = {
     "VERDICT": "mlops_bot.verdict", "DECISION_SUMMARY": "mlops_bot.decision",
     "DECISION_URL": "mlops_bot.decision_url", "COMPARED_WITH": "mlops_bot.compared_with",
     "PROMOTED_AT": "mlops_bot.promoted_at", "REPLACED_BY": "mlops_bot.replaced_by",
-    "ROLLED_BACK": "mlops_bot.rolled_back", "DEPLOY_PREFIX": "mlops_bot.deploy.",
+    "ROLLED_BACK": "mlops_bot.rolled_back", "DRIFT_RETRAINED": "mlops_bot.drift.retrained",
+    "DEPLOY_PREFIX": "mlops_bot.deploy.",
     "ALIAS_PREFIX": "mlops-bot.alias.", "CREATE_TOKEN": "mlops_bot.create_token",
     "LOCK_OWNER": "mlops_bot.lock.owner", "LOCK_EXPIRES": "mlops_bot.lock.expires",
     "MLFLOW_PARENT_RUN_ID": "mlflow.parentRunId", "PARENT_RUN": "mlops_bot.parent_run", "ROLE": "mlops_bot.role",
     "ROLE_CHILD": "child", "MADE_BY_STEP": "mlops_bot.made_by_step",
     "LOGGED_MODEL_FROM": "mlops_bot.logged_model.made_from", "MLFLOW_USER": "mlflow.user",
     "MLFLOW_SOURCE_NAME": "mlflow.source.name", "MLFLOW_SOURCE_TYPE": "mlflow.source.type",
+    "ROLE_MONITOR": "monitor", "MONITOR_MODEL": "mlops_bot.monitor.model",
+    "MONITOR_VERSION": "mlops_bot.monitor.version", "MONITOR_CHAMPION_RUN": "mlops_bot.monitor.champion_run_id",
+    "DRIFT_FINDING": "mlops_bot.drift.finding_id", "DRIFT_DETECTED": "mlops_bot.drift.detected",
 }
 PACKAGE = Path(mlops_bot.__file__).parent
 # Modules whose tag names have not moved to registry/tags.py yet; empty this set as they do.
