@@ -6,7 +6,8 @@ after a push to the default branch, `gate` a tag or release, or `none` (with the
 The token itself never enters the context, only whether one is there.
 
 `read_forge_context(env, reason=...)` locates a forge from the same variables, with the same defaults, for work
-outside CI (an `on:` rule's retrain under `serve`); MLOPS_BOT_FORGE=github|gitlab names the forge.
+outside CI (an `on:` rule's retrain under `serve`); MLOPS_BOT_FORGE=github|gitlab names the forge, and
+MLOPS_BOT_FORGE=local the local stand-in (a laptop: what would be posted or started is recorded).
 """
 
 from __future__ import annotations
@@ -77,6 +78,8 @@ def read_forge_context(env: Mapping[str, str], *, reason: str) -> CIContext:
     GITHUB_SERVER_URL; or CI_SERVER_URL, defaulting to gitlab.com here, CI_API_V4_URL, CI_PROJECT_ID,
     CI_PROJECT_PATH, CI_DEFAULT_BRANCH). Flow "none"; `reason` says what the work is, for messages."""
     forge = env.get(FORGE_VAR, "").strip().lower()
+    if forge == "local":  # no forge: the local stand-in records what it was asked (forges/local.py)
+        return CIContext(platform="local", event="local", flow="none", reason=reason)
     if forge == "github":
         return _github_base(env, "mlops-bot", reason)
     if forge == "gitlab":
@@ -84,7 +87,8 @@ def read_forge_context(env: Mapping[str, str], *, reason: str) -> CIContext:
     given = f" ({FORGE_VAR} is {env[FORGE_VAR]!r})" if env.get(FORGE_VAR, "").strip() else ""
     raise UsageError(f"{reason} outside CI: set {FORGE_VAR}=github (with GITHUB_REPOSITORY and GITHUB_TOKEN) or "
                      f"{FORGE_VAR}=gitlab (with CI_SERVER_URL, CI_PROJECT_ID, CI_PROJECT_PATH and GITLAB_TOKEN) to "
-                     f"say which forge to use{given}.")
+                     f"say which forge to use, or {FORGE_VAR}=local to record the request in the state "
+                     f"directory{given}.")
 
 
 def token_of(platform: Platform, env: Mapping[str, str]) -> tuple[str, str]:

@@ -9,7 +9,7 @@ from typing import TextIO
 
 from ..console import log
 from ..errors import UsageError
-from ..support.state import COMMENT_FILE
+from ..support.state import COMMENT_FILE, PIPELINE_REQUESTS_FILE
 from .base import CheckConclusion, CommentAction, CommentResult, StatusRef, StatusState, fit_description
 
 
@@ -57,4 +57,17 @@ class LocalForge:
                          "run in CI, or open it by hand.")
 
     def trigger_pipeline(self, ref: str, inputs: Mapping[str, str]) -> str:
-        raise UsageError(f"cannot start a CI pipeline on {ref} outside GitHub Actions or GitLab CI; run in CI.")
+        """No CI to start here: the request is appended to .mlops-bot/pipeline-requests.jsonl and shown, as the
+        comment goes to comment.md; in GitHub Actions or GitLab CI the forge starts the pipeline."""
+        import json
+        from datetime import datetime, timezone
+
+        from ..support.state import local_state_dir
+
+        path = local_state_dir(self._directory) / PIPELINE_REQUESTS_FILE
+        at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        with open(path, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps({"ref": ref, "inputs": dict(inputs), "at": at}, sort_keys=True) + "\n")
+        log(f"mlops-bot: local forge: the CI pipeline on {ref} was requested, recorded in {path} (in GitHub Actions "
+            "or GitLab CI it starts)")
+        return str(path)

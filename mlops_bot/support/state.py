@@ -17,6 +17,7 @@ DECISION_FILE = "decision.json"  # the Decision of `ci`, read by `report --decis
 REPORT_FILE = "report.md"  # default of report.file
 DRIFT_REPORT_FILE = "drift.md"  # default of monitor.report
 COMMENT_FILE = "comment.md"  # the local forge's stand-in for the pull request comment
+PIPELINE_REQUESTS_FILE = "pipeline-requests.jsonl"  # the local forge's record of the CI pipelines asked for
 
 # the pipeline's state
 RUN_LOCK_FILE = "run.lock"  # one `run` per project at a time

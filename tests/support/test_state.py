@@ -14,6 +14,7 @@ PINNED = {
     "COMMENT_FILE": "comment.md", "RUN_LOCK_FILE": "run.lock", "HASHES_FILE": "hashes.json",
     "NOOP_FILE": "noop.json", "LAST_RUN_FILE": "last-run.json", "VALIDATED_FILE": "validated.json",
     "DRIFT_REPORT_FILE": "drift.md",
+    "PIPELINE_REQUESTS_FILE": "pipeline-requests.jsonl",
     "STORE_DB": "registry.db",
     "STORE_ARTIFACTS_DIR": "artifacts", "STEPS_MLFLOW_DB": "mlflow-steps.db", "EVENTS_DIR": "events",
     "AUDIT_FILE": "audit.jsonl", "AUDIT_LOCK_FILE": "audit.lock", "SPOOL_FILE": "spool.db",
