@@ -32,10 +32,11 @@ def bot_source(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def wheelhouse(tmp_path_factory: pytest.TempPathFactory, bot_source: Path) -> Path:
-    """Wheels of mlops-bot, its dependencies and its build backend, so the jobs install without an index."""
+    """Wheels of mlops-bot, its dependencies (with the drift extra) and its build backend, so the jobs install
+    without an index."""
     house = tmp_path_factory.mktemp("wheelhouse")
     done = subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--disable-pip-version-check",
-                           "--wheel-dir", str(house), str(bot_source), "setuptools>=68", "wheel"],
+                           "--wheel-dir", str(house), f"{bot_source}[drift]", "setuptools>=68", "wheel"],
                           capture_output=True, text=True, timeout=600)
     if done.returncode != 0:
         pytest.fail(f"could not build the wheelhouse (is PyPI reachable?):\n{done.stderr[-3000:]}", pytrace=False)

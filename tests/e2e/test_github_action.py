@@ -15,7 +15,7 @@ import pytest
 
 from mlops_bot.registry import alias_holder, open_registry
 from tests.e2e.runners import Run, run_act
-from tests.helpers.e2e import ROOT, Repo, make_repo, spying_prepare
+from tests.helpers.e2e import ROOT, Repo, git, make_repo, spying_prepare
 from tests.servers.github_server import GitHubServer
 from tests.servers.mlflow_server import MlflowServer
 
@@ -26,7 +26,7 @@ REPOSITORY = "Codertocat/Hello-World"  # the repository of the fixture payloads
 PR = 2  # their pull request
 TOKEN = "ghs_" + "Ab3Cd4" * 6  # the workflow's GITHUB_TOKEN (an installation token)
 READ_ONLY = "ghs_" + "Rr0Oo1" * 6  # what a fork's pull request gets
-WORKFLOWS = ("pr-check.yml", "promote.yml", "release-gate.yml", "fork-check.yml", "fork-report.yml")
+WORKFLOWS = ("pr-check.yml", "promote.yml", "release-gate.yml", "fork-check.yml", "fork-report.yml", "drift.yml")
 FORK_PR = 3
 
 
@@ -223,3 +223,33 @@ def test_misspelt_input_fails_with_an_annotation_naming_the_right_one(tmp_path: 
     run = act(moved, "pull_request", pull_request_payload(moved.head), "typo.yml")
     assert run.returncode != 0
     assert any("set the config input" in e for e in run.annotations("error")), run.explain()
+
+
+def dispatch_payload() -> dict[str, Any]:
+    payload: dict[str, Any] = json.loads((EVENTS / "workflow_dispatch-payload.json").read_text())
+    payload.update(inputs={}, ref="refs/heads/master")
+    payload["repository"].update(full_name=REPOSITORY, default_branch="master")
+    return payload
+
+
+def test_the_drift_workflow_checks_the_champions_data_and_retrains_once_per_finding(
+        push_run: Run, project: Repo, act: Act, github: GitHubServer, tmp_path_factory: pytest.TempPathFactory) -> None:
+    assert push_run.returncode == 0, push_run.explain()  # a champion, trained on build/train.csv, on the server
+    dispatched = len(github.dispatches)
+    fresh = act(project, "workflow_dispatch", dispatch_payload(), "drift.yml")
+    assert fresh.returncode == 0, fresh.explain()
+    assert "no drift: 0 of 64 feature(s) drifted" in fresh.output, fresh.explain()
+    config = project.path / "ml.yaml"  # the current batch is now the smeared scanner's
+    config.write_text(config.read_text().replace("current: monitor/fresh.csv", "current: monitor/shifted.csv"))
+    git(project.path, "commit", "--quiet", "--all", "--message", "current data: the new scanner")
+    drifted = act(project, "workflow_dispatch", dispatch_payload(), "drift.yml")
+    assert drifted.returncode != 0, drifted.explain()  # exit 1: the job fails, after keeping the report
+    assert "24 of 64 feature(s) drifted" in drifted.output, drifted.explain()
+    # the action's exit-1 annotation for drift (`shell: bash` is -e: the step must not end before writing it)
+    assert any("found the current data drifted" in e for e in drifted.annotations("error")), drifted.explain()
+    assert [d["workflow"] for d in github.dispatches[dispatched:]] == ["promote.yml"], drifted.explain()
+    report = next(tmp_path_factory.getbasetemp().rglob("mlops-bot-drift-report/drift.md"))
+    assert "Drift detected" in report.read_text()
+    again = act(project, "workflow_dispatch", dispatch_payload(), "drift.yml")
+    assert again.returncode != 0 and "started a retraining already" in again.output, again.explain()
+    assert len(github.dispatches) == dispatched + 1  # the same finding: no second retrain
