@@ -60,3 +60,27 @@ def test_false_alarm_rates_on_data_with_no_drift(n: int) -> None:
         elif alarms / total > DISTANCE_CEILING:
             failures.append(rule)
     assert failures == []
+
+
+@pytest.mark.parametrize(("n_ref", "n_cur"), [(1_257, 200), (1_000, 1_000), (10_000, 10_000)])
+def test_the_default_rule_of_a_feature_holds_the_level_of_its_test(n_ref: int, n_cur: int) -> None:
+    """monitor's default: a feature drifts when its change is significant (ks, chi2 at p < 0.01) AND large
+    (wasserstein, jensen_shannon >= 0.1). On data with no drift that is at most the test's level at every size,
+    while a distance alone false-alarms on small batches (the quickstart's: 200 rows against 1,257)."""
+    from mlops_bot.config.model import CurrentData, Monitor
+
+    defaults = Monitor(current=CurrentData(path="current.csv"))
+    rng = np.random.default_rng(7 + n_cur)
+    both = {"numeric": 0, "categorical": 0}
+    distance_alone = {"numeric": 0, "categorical": 0}
+    for _ in range(REPEATS):
+        numeric, _ = numeric_tests(rng.normal(0, 1, n_ref), rng.normal(0, 1, n_cur), defaults.numeric_tests)
+        categorical, _ = categorical_tests(counts(rng, n_ref), counts(rng, n_cur), defaults.categorical_tests)
+        for kind, results in (("numeric", numeric), ("categorical", categorical)):
+            both[kind] += all(r.drifted for r in results)
+            distance_alone[kind] += any(r.drifted for r in results if r.name not in ("ks", "chi2"))
+    print(f"\ndefault rule, {REPEATS} checks, n = {n_ref:,} reference / {n_cur:,} current: significant and large "
+          f"{both}, the distance alone {distance_alone}")
+    for kind in both:
+        assert stats.binomtest(both[kind], REPEATS, 0.01, alternative="greater").pvalue >= 0.001, kind
+        assert both[kind] <= distance_alone[kind]
