@@ -15,7 +15,7 @@ import pytest
 
 from mlops_bot.registry import alias_holder, open_registry
 from tests.e2e.runners import Run, run_gitlab_ci_local
-from tests.helpers.e2e import ROOT, Repo, make_repo, spying_prepare
+from tests.helpers.e2e import ROOT, Repo, git, make_repo, spying_prepare
 from tests.servers.gitlab_server import GitLabServer
 from tests.servers.mlflow_server import MlflowServer
 
@@ -67,12 +67,14 @@ def project(tmp_path_factory: pytest.TempPathFactory, mlflow_server: MlflowServe
 
 @pytest.fixture(scope="module")
 def pipeline(gitlab: GitLabServer, pip_offline: dict[str, str]) -> Pipeline:
-    """`pipeline(repo, merge_request=False, tag="", token=TOKEN)`: a merge request pipeline of MR 1, a tag's
-    pipeline, or a push pipeline of the default branch."""
+    """`pipeline(repo, merge_request=False, tag="", token=TOKEN, source="")`: a merge request pipeline of MR 1, a
+    tag's pipeline, or a pipeline of the default branch (a push's, or `source`'s, e.g. schedule)."""
 
-    def run(repo: Repo, merge_request: bool = False, tag: str = "", token: str = TOKEN) -> Run:
+    def run(repo: Repo, merge_request: bool = False, tag: str = "", token: str = TOKEN, source: str = "") -> Run:
         variables = {"GITLAB_CI": "true", "CI_SERVER_URL": gitlab.url, "CI_PROJECT_ID": str(PROJECT_ID),
                      "GITLAB_TOKEN": token, "MLOPS_BOT_RETRY_SECONDS": "5", **pip_offline}
+        if source:  # e.g. a scheduled pipeline of the default branch
+            variables.update(CI_PIPELINE_SOURCE=source)
         if merge_request:
             variables.update(CI_PIPELINE_SOURCE="merge_request_event", CI_MERGE_REQUEST_IID=str(MR),
                              CI_MERGE_REQUEST_PROJECT_ID=str(PROJECT_ID),
@@ -185,3 +187,28 @@ def test_misspelt_input_falls_back_and_says_which_input_to_set(tmp_path: Path, m
     run = pipeline(moved, merge_request=True)
     assert "FAIL  mlops-bot-mr-check" in run.output, run.explain()
     assert "set the config input" in run.output, run.explain()
+
+
+def test_scheduled_pipeline_checks_drift_and_retrains_once_per_finding(push_pipeline: tuple[Run, dict[str, str]],
+                                                                       project: Repo, gitlab: GitLabServer,
+                                                                       pipeline: Pipeline) -> None:
+    assert push_pipeline[0].returncode == 0, push_pipeline[0].explain()  # the champion, trained on build/train.csv
+    ci = project.path / ".gitlab-ci.yml"
+    ci.write_text(ci.read_text().replace("      tracking-uri:", "      drift-schedule: true\n      tracking-uri:"))
+    git(project.path, "commit", "--quiet", "--all", "--message", "check drift in scheduled pipelines")
+    fresh = pipeline(project, source="schedule")
+    assert fresh.returncode == 0 and "PASS  mlops-bot-drift" in fresh.output, fresh.explain()
+    assert "mlops-bot-promote" not in fresh.output, "a scheduled pipeline is the drift check's, not a promotion"
+    assert "no drift: 0 of 64 feature(s) drifted" in fresh.output, fresh.explain()
+    config = project.path / "ml.yaml"
+    config.write_text(config.read_text().replace("current: monitor/fresh.csv", "current: monitor/shifted.csv"))
+    git(project.path, "commit", "--quiet", "--all", "--message", "current data: the new scanner")
+    started = len(gitlab.pipelines)
+    drifted = pipeline(project, source="schedule")
+    assert "FAIL  mlops-bot-drift" in drifted.output and "24 of 64 feature(s) drifted" in drifted.output, \
+        drifted.explain()
+    assert [p["ref"] for p in gitlab.pipelines[started:]] == ["main"], drifted.explain()  # on: drift.detected
+    assert "Drift detected" in (project.path / ".mlops-bot" / "drift.md").read_text()  # kept as the artifact
+    again = pipeline(project, source="schedule")
+    assert "started a retraining already" in again.output, again.explain()
+    assert len(gitlab.pipelines) == started + 1  # the same finding: no second retrain
