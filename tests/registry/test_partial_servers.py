@@ -5,18 +5,16 @@ the GitLab stand-in answers timestamps in seconds."""
 
 from __future__ import annotations
 
-import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable, Iterator, Mapping
 
-import httpx
 import pytest
 
 from mlops_bot.registry.base import Registry
 from mlops_bot.registry.mlflow.client import MlflowRegistry
 from mlops_bot.registry.mlflow.http import RetryPolicy
+from tests.servers.forwarding import ForwardingProxy
 from tests.servers.mlflow_server import MlflowServer
 
 FAST = RetryPolicy(total_seconds=2.0, initial_wait=0.01, max_wait=0.1, retry_after_cap=0.1, timeout=30.0)
@@ -30,44 +28,21 @@ class PartialProxy:
 
     def __init__(self, upstream: str) -> None:
         self.blocked = 0
-        proxy = self
+        self.proxy = ForwardingProxy(upstream, self._intercept)
+        self.uri = self.proxy.uri
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-            def _any(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                if any(self.path.split("?")[0].endswith(route) for route in NOT_FORWARDED):
-                    proxy.blocked += 1
-                    self._answer(404, NGINX_404, "text/html")
-                    return
-                headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
-                answer = httpx.request(self.command, upstream + self.path, content=body, headers=headers, timeout=30)
-                self._answer(answer.status_code, answer.content, answer.headers.get("content-type", ""))
-
-            def _answer(self, status: int, body: bytes, kind: str) -> None:
-                self.send_response(status)
-                self.send_header("Content-Type", kind or "application/octet-stream")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            do_GET = do_POST = do_PATCH = do_DELETE = _any
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.uri = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+    def _intercept(self, method: str, path: str, headers: Mapping[str, str]) -> tuple[int, bytes, str] | None:
+        if any(path.split("?")[0].endswith(route) for route in NOT_FORWARDED):
+            self.blocked += 1
+            return 404, NGINX_404, "text/html"
+        return None
 
 
 @pytest.fixture
 def partial(mlflow_server: MlflowServer) -> Iterator[PartialProxy]:
     proxy = PartialProxy(mlflow_server.uri)
     yield proxy
-    proxy.httpd.shutdown()
-    proxy.httpd.server_close()
+    proxy.proxy.stop()
 
 
 @pytest.mark.mlflow

@@ -9,18 +9,16 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import threading
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
-import httpx
 import pytest
 
 from mlops_bot.errors import AuthError, UsageError
 from mlops_bot.registry.mlflow.client import MlflowRegistry
 from mlops_bot.registry.mlflow.http import RetryPolicy
 from tests.helpers.pipeline_project import make_project
+from tests.servers.forwarding import ForwardingProxy
 from tests.servers.mlflow_server import MlflowServer
 
 pytestmark = pytest.mark.mlflow
@@ -31,47 +29,22 @@ class Gateway:
     """Forwards to the mlflow server what carries `Bearer <the token file's content>`; 401 for the rest."""
 
     def __init__(self, upstream: str, token_file: Path) -> None:
-        self.upstream, self.token_file = upstream, token_file
+        self.token_file = token_file
         self.refused = 0
-        gateway = self
+        self.proxy = ForwardingProxy(upstream, self._intercept, drop_headers=("host", "authorization"))
+        self.uri = self.proxy.uri
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-            def _any(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                if self.headers.get("Authorization") != f"Bearer {gateway.token_file.read_text().strip()}":
-                    gateway.refused += 1
-                    self._answer(401, b'{"error": {"code": "InvalidAuthenticationToken", "message": "expired"}}',
-                                 "application/json")
-                    return
-                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "authorization")}
-                answer = httpx.request(self.command, gateway.upstream + self.path, content=body, headers=headers,
-                                       timeout=30)
-                self._answer(answer.status_code, answer.content, answer.headers.get("content-type", ""))
-
-            def _answer(self, status: int, body: bytes, kind: str) -> None:
-                self.send_response(status)
-                self.send_header("Content-Type", kind or "application/octet-stream")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _any
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.uri = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+    def _intercept(self, method: str, path: str, headers: Mapping[str, str]) -> tuple[int, bytes, str] | None:
+        if headers.get("Authorization") != f"Bearer {self.token_file.read_text().strip()}":
+            self.refused += 1
+            return 401, b'{"error": {"code": "InvalidAuthenticationToken", "message": "expired"}}', "application/json"
+        return None
 
     def rotate(self, token: str) -> None:
         self.token_file.write_text(token)
 
     def stop(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        self.proxy.stop()
 
 
 @pytest.fixture

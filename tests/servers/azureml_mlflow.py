@@ -40,9 +40,9 @@ import time
 import uuid
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import urlsplit
 
-from tests.servers.fakehttp import Answer, FakeServer, Seen
+from tests.servers.fakehttp import Answer, FakeServer, Refusal, Seen
 
 WORKSPACE = ("/mlflow/v1.0/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/standin-rg/providers/"
              "Microsoft.MachineLearningServices/workspaces/standin-ws")
@@ -51,12 +51,6 @@ _CLAUSE = re.compile(r"""^\s*(?:(?P<kind>tags|tag|params|param|metrics|metric|at
 _KINDS = {"tags": "tag", "tag": "tag", "params": "param", "param": "param", "metrics": "metric", "metric": "metric",
           "attributes": "attributes", "attribute": "attributes", "attr": "attributes"}
 _STATUSES = ("RUNNING", "SCHEDULED", "FINISHED", "FAILED", "KILLED")
-
-
-class Refusal(Exception):
-    def __init__(self, status: int, body: Any) -> None:
-        super().__init__(status)
-        self.answer = Answer(status, body)
 
 
 def azure_error(status: int, message: str, error_code: str | None, code: str = "UserError") -> Refusal:
@@ -113,29 +107,14 @@ class AzureMlflowServer(FakeServer):
                 self.token_file.write_text(self.token + "\n")
             return self.token
 
-    def dispatch(self, method: str, target: str, headers: dict[str, str], raw: bytes) -> tuple[int, dict[str, str],
-                                                                                                bytes]:
-        parts = urlsplit(target)
-        lowered = {k.lower(): v for k, v in headers.items()}
-        body: Any = None
-        if raw:
-            try:
-                body = json.loads(raw)
-            except ValueError:
-                body = None
-        seen = Seen(method, parts.path, parse_qs(parts.query, keep_blank_values=True), lowered, body)
+    serialize = True
+    crash_message = "stand-in error"
+
+    def decode(self, method: str, path: str, headers: dict[str, str], raw: bytes) -> Any:
         try:
-            with self.lock:
-                answer = self.handle(seen)
-        except Refusal as refusal:
-            answer = refusal.answer
-        except Exception as exc:  # a bug in the stand-in must fail the test, not hang the client
-            self.violation(f"{method} {parts.path}: the stand-in crashed: {type(exc).__name__}: {exc}")
-            answer = Answer(500, {"message": "stand-in error"})
-        seen.status = answer.status
-        with self.lock:
-            self.seen.append(seen)
-        return answer.status, {"Content-Type": "application/json; charset=utf-8"}, json.dumps(answer.body).encode()
+            return json.loads(raw)
+        except ValueError:
+            return None  # the handler answers as Azure does for a body it cannot read
 
     def handle(self, seen: Seen) -> Answer:
         # [plugin] every call carries the workspace's Entra token; an expired one is refused with 401

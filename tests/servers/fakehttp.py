@@ -1,5 +1,7 @@
-"""The plumbing shared by the local GitHub and GitLab servers: a threaded stdlib HTTP server on 127.0.0.1,
-the log of every request, scripted faults and the list of contract violations a test asserts empty."""
+"""The plumbing shared by the local forge servers and the vendor stand-ins (GitLab's, Azure ML's and Databricks'
+MLflow APIs): a threaded stdlib HTTP server on 127.0.0.1, the log of every request, scripted faults, the vendor's
+error answer raised from anywhere in a handler (`Refusal`), and the list of contract violations a test asserts
+empty."""
 
 from __future__ import annotations
 
@@ -35,6 +37,14 @@ class Seen:
     operation: str = ""
     status: int = 0
     at: float = field(default_factory=time.monotonic)  # when it arrived
+
+
+class Refusal(Exception):
+    """What a handler raises to answer with the vendor's error (its own envelope), however deep it is."""
+
+    def __init__(self, status: int, body: Any) -> None:
+        super().__init__(status)
+        self.answer = Answer(status, body)
 
 
 class FakeServer:
@@ -108,30 +118,43 @@ class FakeServer:
         with self.lock:
             return [s for s in self.seen if operation is None or s.operation == operation]
 
+    crash_message = "fake server error"  # the message of the 500 answered when a handler itself fails
+    serialize = False  # True: one request at a time under the lock (stand-ins whose handlers share state)
+
     def dispatch(self, method: str, target: str, headers: dict[str, str], raw: bytes) -> tuple[int, dict[str, str],
                                                                                                 bytes]:
         parts = urlsplit(target)
         lowered = {k.lower(): v for k, v in headers.items()}
-        body: Any = None
-        if raw:
-            try:
-                body = json.loads(raw) if "json" in lowered.get("content-type", "json") else raw.decode()
-            except ValueError:
-                body = raw.decode(errors="replace")
-                if "json" in lowered.get("content-type", ""):
-                    self.violation(f"{method} {parts.path}: the body is not JSON although Content-Type says so")
-        seen = Seen(method, parts.path, parse_qs(parts.query, keep_blank_values=True), lowered, body)
+        seen = Seen(method, parts.path, parse_qs(parts.query, keep_blank_values=True), lowered,
+                    self.decode(method, parts.path, lowered, raw) if raw else None)
         try:
-            answer = self.handle(seen)
+            if self.serialize:
+                with self.lock:
+                    answer = self.handle(seen)
+            else:
+                answer = self.handle(seen)
+        except Refusal as refusal:
+            answer = refusal.answer
         except Exception as exc:  # a bug in the fake must fail the test, not hang the client
             self.violation(f"{method} {parts.path}: the fake server crashed: {type(exc).__name__}: {exc}")
-            answer = Answer(500, {"message": "fake server error"})
+            answer = Answer(500, {"message": self.crash_message})
         seen.status = answer.status
         with self.lock:
             self.seen.append(seen)
+        if isinstance(answer.body, bytes):
+            return answer.status, {"Content-Type": "application/octet-stream", **answer.headers}, answer.body
         payload = b"" if answer.body is None else json.dumps(answer.body).encode()
         out = {"Content-Type": "application/json; charset=utf-8"} if answer.body is not None else {}
         return answer.status, {**out, **answer.headers}, payload
+
+    def decode(self, method: str, path: str, headers: dict[str, str], raw: bytes) -> Any:
+        """A request body as the handlers see it: JSON where Content-Type says so (or says nothing), else text."""
+        try:
+            return json.loads(raw) if "json" in headers.get("content-type", "json") else raw.decode()
+        except ValueError:
+            if "json" in headers.get("content-type", ""):
+                self.violation(f"{method} {path}: the body is not JSON although Content-Type says so")
+            return raw.decode(errors="replace")
 
     def handle(self, seen: Seen) -> Answer:
         raise NotImplementedError

@@ -32,20 +32,14 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qs, quote, unquote, urlsplit
+from urllib.parse import quote, unquote
 
-from tests.servers.fakehttp import Answer, FakeServer, Seen
+from tests.servers.fakehttp import Answer, FakeServer, Refusal, Seen
 
 TOKEN = "glpat-standin-token"
 _SEMVER = re.compile(r"^(\d+)\.(\d+)\.(\d+)$")
 _FILE_NAME = re.compile(r"^[A-Za-z0-9._\-+ ]+$")  # Gitlab::Regex.ml_model_file_name_regex
 _STATUSES = ("RUNNING", "SCHEDULED", "FINISHED", "FAILED", "KILLED")  # Ml::Candidate.statuses, upcased
-
-
-class Refusal(Exception):
-    def __init__(self, status: int, body: Any) -> None:
-        super().__init__(status)
-        self.answer = Answer(status, body)
 
 
 def mlflow_error(code: str, message: str | None = None) -> Refusal:
@@ -109,32 +103,16 @@ class GitLabMlflowServer(FakeServer):
 
     # plumbing: raw bodies for package files, JSON for the rest
 
-    def dispatch(self, method: str, target: str, headers: dict[str, str], raw: bytes) -> tuple[int, dict[str, str],
-                                                                                                bytes]:
-        parts = urlsplit(target)
-        lowered = {k.lower(): v for k, v in headers.items()}
-        body: Any = raw
-        if raw and "/packages/" not in parts.path:
-            try:
-                body = json.loads(raw)
-            except ValueError:
-                body = None
-        seen = Seen(method, parts.path, parse_qs(parts.query, keep_blank_values=True), lowered, body)
+    serialize = True
+    crash_message = "500 Internal Server Error"
+
+    def decode(self, method: str, path: str, headers: dict[str, str], raw: bytes) -> Any:
+        if "/packages/" in path:
+            return raw  # package files are bytes
         try:
-            with self.lock:
-                answer = self.handle(seen)
-        except Refusal as refusal:
-            answer = refusal.answer
-        except Exception as exc:  # a bug in the stand-in must fail the test, not hang the client
-            self.violation(f"{method} {parts.path}: the stand-in crashed: {type(exc).__name__}: {exc}")
-            answer = Answer(500, {"message": "500 Internal Server Error"})
-        seen.status = answer.status
-        with self.lock:
-            self.seen.append(seen)
-        if isinstance(answer.body, bytes):
-            return answer.status, {"Content-Type": "application/octet-stream", **answer.headers}, answer.body
-        payload = b"" if answer.body is None else json.dumps(answer.body).encode()
-        return answer.status, {"Content-Type": "application/json", **answer.headers}, payload
+            return json.loads(raw)
+        except ValueError:
+            return None
 
     def handle(self, seen: Seen) -> Answer:
         if (seen.headers.get("authorization", "") != f"Bearer {TOKEN}"
