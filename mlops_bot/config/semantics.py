@@ -216,15 +216,17 @@ def _criteria(doc: Document, steps: dict[str, dict[str, Any]]) -> list[Problem]:
 
 
 def _known_metrics(doc: Document, steps: dict[str, dict[str, Any]]) -> set[str] | None:
-    """Metric names from the metrics files of an earlier run; None (unknown) until all of them exist."""
+    """Metric names from the metrics files of an earlier run, and those its steps logged to the tracking run
+    themselves (config/logged); None (unknown) until all the metrics files exist."""
     declared = [s["metrics"] for s in steps.values() if isinstance(s.get("metrics"), str)]
     files = [doc.root / name for name in declared]
     if not files or any(path_problem(name) for name in declared) or not all(is_file(f) for f in files):
         return None
     from ..errors import BotError
     from ..metrics.files import read_metrics
+    from .logged import recorded_metrics
 
-    names: set[str] = set()
+    names = recorded_metrics(doc.root)  # what the steps' own mlflow code logged in the last recorded run
     for path in files:
         try:
             names |= set(read_metrics(path))

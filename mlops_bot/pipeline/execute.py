@@ -195,6 +195,7 @@ class _Execution:
             self.result.steps.append(StepResult(name, "reused", [f"outs of run {run.run_id}"]))
         write_lock(self.ws.lock_path, self.ws.lock)
         self.tracker.remember(key, run.run_id)
+        self.tracker.note_metrics(run.run_id, run=run)
         self.result.run_id, self.result.reused = run.run_id, True
         self.result.metrics = self._metrics()
         self.ws.echo(f"mlops-bot: reused run {run.run_id} (same pipeline key {key[:12]}): its outs and model "
@@ -278,6 +279,7 @@ class _Execution:
         if model is not None:  # keys the champion's rescoring records (lifecycle/rescore_record.py)
             tags[names.MODEL_DIGEST] = model
         self.tracker.finish(run_id, self.ws.params, self.result.metrics, self._outs(), tags)
+        self.tracker.note_metrics(run_id, self.result.metrics)
         return run_id
 
     def _end_quietly(self, run_id: str, status: RunStatus) -> None:

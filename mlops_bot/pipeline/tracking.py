@@ -17,9 +17,10 @@ from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
+from ..config.logged import record_metrics
 from ..config.model import Config
 from ..console import log
-from ..errors import InvalidParameter, NotFound
+from ..errors import BotError, InvalidParameter, NotFound
 from ..registry import tags as names
 from ..registry.base import Experiment, Registry, Run, RunStatus
 from ..support.paths import normalise
@@ -243,6 +244,16 @@ class Tracker:
             if path.exists():
                 return path
         return None
+
+    def note_metrics(self, run_id: str, extra: Iterable[str] = (), run: Run | None = None) -> None:
+        """Records the metric names the run holds, its steps' own mlflow logging included, for `validate`
+        (config/logged); best effort: without it validate knows the metrics files' names only."""
+        try:
+            held = (run or self.registry.get_run(run_id)).metrics
+        except BotError as exc:
+            log(f"mlops-bot: warning: the metric names of run {run_id} were not recorded ({exc}).")
+            return
+        record_metrics(self.config.root, run_id, [*held, *extra])
 
     # the last run, so a no-op `run` can name it without asking the server
     def remembered(self, pipeline_key: str) -> str | None:

@@ -24,6 +24,7 @@ RUN_LOCK_FILE = "run.lock"  # one `run` per project at a time
 HASHES_FILE = "hashes.json"  # the stat cache of content hashes
 NOOP_FILE = "noop.json"  # the no-op shortcut's record of a fully cached run
 LAST_RUN_FILE = "last-run.json"  # the pipeline key and run id of the last run
+RUN_METRICS_FILE = "run-metrics.json"  # the metric names the last recorded run holds (config/logged)
 
 # the configuration's state
 VALIDATED_FILE = "validated.json"  # keys of ml.yaml documents that passed the JSON Schema (config/checked)

@@ -242,3 +242,21 @@ def test_after_step_reopens_the_pipeline_run_and_ends_only_that_steps_children(
     assert [registry.get_run(r).status for r in (parent, mine, later)] == ["RUNNING", "FAILED", "RUNNING"]
     children.end_children("KILLED")
     assert [registry.get_run(r).status for r in (parent, mine, later)] == ["RUNNING", "FAILED", "KILLED"]
+
+
+@pytest.mark.mlflow
+def test_a_criterion_may_name_a_metric_only_the_training_code_logs(mlflow_server: MlflowServer,
+                                                                   tmp_path: Path) -> None:
+    project, _ = make(tmp_path / "project", mlflow_server.uri, "tune", TUNE)
+    assert cli(project).returncode == 0  # metrics.json holds accuracy only; train.py logs train_score itself
+    config = project / "ml.yaml"
+    text = config.read_text()
+    config.write_text(text.replace("    - {metric: accuracy, threshold: 0.5}\n", "    - {metric: accuracy, threshold: "
+                                   "0.5}\n    - {metric: train_score, threshold: 0.5}\n    - {metric: training_score, "
+                                   "threshold: 0.5}\n"))
+    checked = bot(project, "validate")
+    assert checked.returncode == 0, checked.stderr
+    config.write_text(config.read_text().replace("metric: train_score", "metric: trian_score"))
+    typo = bot(project, "validate")
+    assert typo.returncode == 2 and "'trian_score' is not produced by any step" in typo.stderr, typo.stderr
+    assert "train_score" in typo.stderr.split("trian_score", 2)[-1]  # the hint names the logged one

@@ -13,6 +13,7 @@ PINNED = {
     "STATE_DIR": ".mlops-bot", "DECISION_FILE": "decision.json", "REPORT_FILE": "report.md",
     "COMMENT_FILE": "comment.md", "RUN_LOCK_FILE": "run.lock", "HASHES_FILE": "hashes.json",
     "NOOP_FILE": "noop.json", "LAST_RUN_FILE": "last-run.json", "VALIDATED_FILE": "validated.json",
+    "RUN_METRICS_FILE": "run-metrics.json",
     "DRIFT_REPORT_FILE": "drift.md",
     "PIPELINE_REQUESTS_FILE": "pipeline-requests.jsonl",
     "STORE_DB": "registry.db",
