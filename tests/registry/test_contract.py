@@ -240,6 +240,15 @@ def test_registered_models_and_versions(registry: Registry, unique: Names) -> No
         registry.set_model_version_tag(name, "99", "a", "b")
 
 
+def test_a_missing_version_asked_first_is_not_found(registry: Registry, unique: Names) -> None:
+    """The first version a client asks for is where it learns the server's version form (GitLab's semver): a
+    missing one is still NotFound, not the 400 MLflow gives the other form (`gate --version 9`, `promote --version`)."""
+    name = model_name(registry, unique("model"))
+    registry.get_or_create_registered_model(name)
+    with pytest.raises(NotFound):
+        registry.get_model_version(name, "9")
+
+
 def test_model_name_with_slash_is_a_clear_error(registry: Registry) -> None:
     with pytest.raises(InvalidParameter) as caught:
         registry.get_or_create_registered_model("team/iris")

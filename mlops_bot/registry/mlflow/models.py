@@ -133,12 +133,15 @@ class MlflowModels(Probes):
                                   retry=retry)["model_version"]
         except EndpointMissing:
             raise
-        except NotFound:
+        except NotFound as missing:
             if self._by_semver is not None or not version.isdigit():
                 raise
-            doc = self._http.json("GET", "model-versions/get", params={"name": name,
-                                                                       "version": codec.wire_version(version)},
-                                  retry=retry)["model_version"]
+            try:  # GitLab's form; MLflow refuses it (400: not an integer), which means the version is missing
+                doc = self._http.json("GET", "model-versions/get", params={"name": name,
+                                                                           "version": codec.wire_version(version)},
+                                      retry=retry)["model_version"]
+            except (NotFound, InvalidParameter):
+                raise missing from None
             wire = codec.wire_version(version)
         if self._by_semver is None:
             self._by_semver = str(doc.get("version")) != wire and codec.semver_of(doc) == wire
