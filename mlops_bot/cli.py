@@ -35,12 +35,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "gate": ("gate", "release gate: exit 0 only if the version is the champion and carries required tags"),
     "rollback": ("rollback", "make the previous champion the champion again and redeploy it"),
     "status": ("status", "show the champion, the previous one and recent versions with their verdicts"),
+    "history": ("history", "which version held an alias when, who moved it, why, and its deploys (--alias, --at)"),
     "ci": ("ci", "in GitHub Actions or GitLab CI: check a PR/MR, promote on merge, gate a release"),
     "serve": ("serve", "receive signed MLflow/GitHub/GitLab webhooks and run the `on:` rules of ml.yaml"),
     "watch": ("watch", "poll the tracking server and registry for changes and run the `on:` rules"),
     "drift": ("drift", "compare the data the champion sees now with its training data (monitor: in ml.yaml)"),
     "events": ("events", "read the audit log of events (--follow, --type T, --json)"),
     "ui": ("ui", "show the embedded store (tracking.uri: local) in MLflow's UI: export it and run `mlflow ui`"),
+    "chatops": ("chatops", "answer a /mlops-bot command in a pull/merge request comment (issue_comment, note)"),
 }
 
 

@@ -128,5 +128,5 @@ def test_the_root_holds_only_the_entry_point_and_the_base() -> None:
     assert sorted(p.name for p in PACKAGE.glob("*.py")) == ["__init__.py", "__main__.py", "cli.py", "console.py",
                                                             "entry.py", "errors.py"]
     packages = sorted(p.parent.name for p in PACKAGE.glob("*/__init__.py"))
-    assert packages == ["ci", "config", "decide", "deploy", "drift", "events", "flows", "forges", "lifecycle",
-                        "metrics", "pipeline", "registry", "report", "service", "support"]
+    assert packages == ["chatops", "ci", "config", "decide", "deploy", "drift", "events", "flows", "forges",
+                        "lifecycle", "metrics", "pipeline", "registry", "report", "service", "support"]

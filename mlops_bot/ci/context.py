@@ -12,6 +12,7 @@ MLOPS_BOT_FORGE=local the local stand-in (a laptop: what would be posted or star
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, TypeGuard, get_args
@@ -129,7 +130,24 @@ def _github(env: Mapping[str, str]) -> CIContext:
         default_branch=str(dig(payload, "repository.default_branch", default="")),
         workflow=workflow_file(env.get("GITHUB_WORKFLOW_REF", "")), actor=env.get("GITHUB_ACTOR", ""),
     )
+    if event == "issue_comment":
+        return _github_comment(base, payload, env.get("MLOPS_BOT_SHA", ""))
     return _github_flow(base, payload, env.get("GITHUB_EVENT_PATH", ""))
+
+
+def _github_comment(base: CIContext, payload: Mapping[str, Any], sha: str) -> CIContext:
+    """A comment: `mlops-bot chatops` answers it. On a pull request the number is issue.number (GitHub sends
+    pull request comments as issue comments, marked by issue.pull_request). The payload names no head commit:
+    the workflow's check after a ChatOps command gets it from `chatops` (which asked the API and found a
+    same-repository pull request) as MLOPS_BOT_SHA, and only then is this a `check`."""
+    number = dig(payload, "issue.number", default=None)
+    on_pull_request = isinstance(dig(payload, "issue.pull_request", default=None), Mapping)
+    context = replace(base, pr_number=int(number) if on_pull_request and isinstance(number, int) else None,
+                      reason="an issue comment: `mlops-bot chatops` answers the /mlops-bot commands in it.")
+    if context.pr_number is None or not re.fullmatch(r"[0-9a-f]{40}|[0-9a-f]{64}", sha):
+        return context
+    return replace(context, flow="check", sha=sha, reason=f"pull request #{context.pr_number}: checked again on "
+                   f"{sha[:12]} for a ChatOps command.")
 
 
 def _github_flow(base: CIContext, payload: Mapping[str, Any], path: str) -> CIContext:
@@ -154,7 +172,7 @@ def _github_flow(base: CIContext, payload: Mapping[str, Any], path: str) -> CICo
     if event == "workflow_run":
         return _github_workflow_run(base, payload)
     return replace(base, reason=f"the {event!r} event is not one mlops-bot handles (pull_request, push, release, "
-                   "workflow_dispatch, schedule): nothing to do.")
+                   "workflow_dispatch, schedule, issue_comment): nothing to do.")
 
 
 def _github_workflow_run(base: CIContext, payload: Mapping[str, Any]) -> CIContext:

@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from .model import (
+    ApprovalRule,
     ChampionSelector,
+    ChatOps,
     Compare,
     Config,
     Criterion,
@@ -19,6 +21,7 @@ from .model import (
     Report,
     Rule,
     Significance,
+    Stage,
     Step,
     Tracking,
     as_tuple,
@@ -31,6 +34,7 @@ def build_config(doc: Document) -> Config:
     data = doc.data
     model = Model(name=data["model"]["name"], artifact=data["model"]["artifact"])
     tracking = data.get("tracking", {})
+    promote = _promote(data.get("promote", {}))
     return Config(
         path=doc.root / doc.file.rsplit("/", 1)[-1],
         root=doc.root,
@@ -41,13 +45,14 @@ def build_config(doc: Document) -> Config:
                           registry_uri=tracking.get("registry_uri", "")),
         params_file=data.get("params"),
         pipeline={name: _step(name, raw) for name, raw in data["pipeline"].items()},
-        compare=_compare(data.get("compare", {})),
-        promote=_promote(data.get("promote", {})),
+        compare=_compare(data.get("compare", {}), promote.alias if promote.stages else "champion"),
+        promote=promote,
         deploy=tuple(_target(t) for t in data.get("deploy", [])),
         report=_report(data.get("report", {})),
         rules=tuple(Rule(event=r["event"], where={k: _env_value(v) for k, v in r.get("where", {}).items()},
                          do=tuple(r["do"])) for r in data.get("on", [])),
         monitor=_monitor(data["monitor"]) if "monitor" in data else None,
+        chatops=_chatops(data.get("chatops", {})),
     )
 
 
@@ -103,10 +108,11 @@ def _env_value(value: Any) -> str:
     return str(value).lower() if isinstance(value, bool) else str(value)
 
 
-def _compare(raw: dict[str, Any]) -> Compare:
+def _compare(raw: dict[str, Any], champion_alias: str) -> Compare:
+    """`champion_alias`: the default of compare.champion.alias (with stages: the entry stage's alias)."""
     criteria = tuple(_criterion(c) for c in raw.get("criteria", []))
     return Compare(
-        champion=ChampionSelector(alias=raw.get("champion", {}).get("alias", "champion")),
+        champion=ChampionSelector(alias=raw.get("champion", {}).get("alias", champion_alias)),
         rescore_champion=raw.get("rescore_champion", False),
         criteria=criteria,
         significance=_significance(raw.get("significance"), criteria),
@@ -135,11 +141,38 @@ def _criterion(raw: dict[str, Any]) -> Criterion:
 
 
 def _promote(raw: dict[str, Any]) -> Promote:
+    stages = tuple(_stage(s) for s in raw.get("stages", []))
+    # With stages, the entry stage (the one that requires none; semantics checks there is one) is what a merge moves.
+    entry = next((s for s in stages if s.requires is None), None)
+    approved = tuple(s.alias for s in stages if s.approval is not None)
     return Promote(
-        alias=raw.get("alias", "champion"),
-        previous_alias=raw.get("previous_alias", "previous-champion"),
+        alias=entry.alias if entry else raw.get("alias", "champion"),
+        previous_alias=entry.previous_alias if entry else raw.get("previous_alias", "previous-champion"),
         on=tuple(raw.get("on", ["push"])),
+        stages=stages,
+        protected=tuple(dict.fromkeys((*as_tuple(raw.get("protected")), *approved))),
     )
+
+
+def _stage(raw: dict[str, Any]) -> Stage:
+    approval = raw.get("approval")
+    return Stage(
+        alias=raw["alias"],
+        previous_alias=raw.get("previous_alias", f"previous-{raw['alias']}"),
+        requires=raw.get("requires"),
+        criteria=tuple(_criterion(c) for c in raw["criteria"]) if "criteria" in raw else None,
+        deploy=as_tuple(raw["deploy"]) if "deploy" in raw else None,
+        approval=None if approval is None else ApprovalRule(
+            permission=approval.get("permission", "maintain"),
+            via=tuple(approval.get("via", ("environment", "review", "comment"))),
+            environment=approval.get("environment")),
+    )
+
+
+def _chatops(raw: dict[str, Any]) -> ChatOps:
+    defaults = ChatOps()
+    return ChatOps(permission=raw.get("permission", defaults.permission),
+                   commands=tuple(raw.get("commands", defaults.commands)))
 
 
 def _target(raw: dict[str, Any]) -> DeployTarget:

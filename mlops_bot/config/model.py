@@ -89,11 +89,57 @@ class Compare:
     significance: Significance | None = None
 
 
+ROLES = ("read", "triage", "write", "maintain", "admin")  # repository roles, least to most (forges map theirs)
+
+
+def role_at_least(role: str, wanted: str) -> bool:
+    """`role` (from the forge; "none" or unknown counts as nothing) is `wanted` or above it."""
+    return role in ROLES and ROLES.index(role) >= ROLES.index(wanted)
+
+
+@dataclass(frozen=True)
+class ApprovalRule:
+    """`promote.stages[].approval`: who must approve before a version reaches the stage, and how it may be given."""
+
+    permission: str = "maintain"  # the least repository role (ROLES) an approver holds, checked through the API
+    via: tuple[str, ...] = ("environment", "review", "comment")  # the forge mechanisms that count
+    environment: str | None = None  # the GitHub deployment environment whose reviewers approve; None: the alias
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One `promote.stages` entry: the alias a version reaches, and what it must pass first."""
+
+    alias: str
+    previous_alias: str  # kept on the version it replaces, for rollback; default previous-<alias>
+    requires: str | None = None  # the alias of the stage a version must have reached first
+    criteria: tuple[Criterion, ...] | None = None  # None: compare.criteria
+    deploy: tuple[str, ...] | None = None  # names of deploy targets run when it moves; None: every target
+    approval: ApprovalRule | None = None
+
+
+@dataclass(frozen=True)
+class ChatOps:
+    """`chatops:`: who may command the bot from a pull/merge request comment."""
+
+    permission: str = "write"  # the least repository role (ROLES) of a commenter the bot obeys
+    commands: tuple[str, ...] = ("rerun", "compare", "promote", "rollback", "approve")
+
+
 @dataclass(frozen=True)
 class Promote:
-    alias: str = "champion"
+    alias: str = "champion"  # with stages: the first stage's alias (the one a merge moves)
     previous_alias: str = "previous-champion"
     on: tuple[str, ...] = ("push",)
+    stages: tuple[Stage, ...] = ()  # (): one stage, `alias`, as before stages existed
+    protected: tuple[str, ...] = ()  # aliases only the bot's promotion path may move (status and gate flag others)
+
+    @property
+    def all_stages(self) -> tuple[Stage, ...]:
+        return self.stages or (Stage(alias=self.alias, previous_alias=self.previous_alias),)
+
+    def stage(self, alias: str) -> Stage | None:
+        return next((s for s in self.all_stages if s.alias == alias), None)
 
 
 @dataclass(frozen=True)
@@ -194,6 +240,7 @@ class Config:
     report: Report
     rules: tuple[Rule, ...]
     monitor: Monitor | None = None
+    chatops: ChatOps = field(default_factory=ChatOps)
 
     def metric_steps(self) -> list[Step]:
         return [s for s in self.pipeline.values() if s.metrics]

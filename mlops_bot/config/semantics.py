@@ -12,7 +12,8 @@ from .lookup import Writers, close_match, exists, flatten_keys, is_file, load_ya
 from .monitor import monitor_problems
 from .passenv import pass_env_problems
 from .significance import significance_problems
-from .source import Document
+from .source import Document, YamlPath
+from .stages import stage_problems
 
 _RULE_KEYS = ("threshold", "min_absolute_change", "min_relative_change", "max_regression")
 _HINTS = 20  # did-you-mean hints per check: each compares with every choice
@@ -34,6 +35,7 @@ def semantic_problems(doc: Document) -> list[Problem]:
     problems += pass_env_problems(doc)
     problems += _unity_catalog_name(doc)
     problems += monitor_problems(doc, steps, writers)
+    problems += stage_problems(doc)
     return problems
 
 
@@ -193,25 +195,30 @@ def _model_artifact(doc: Document, writers: Writers) -> list[Problem]:
 
 
 def _criteria(doc: Document, steps: dict[str, dict[str, Any]]) -> list[Problem]:
+    """compare.criteria and each stage's own criteria (promote.stages[].criteria), checked alike."""
     compare = _mapping(doc.data.get("compare"))
-    criteria = [c for c in compare.get("criteria", []) if isinstance(c, dict)] if isinstance(
-        compare.get("criteria"), list) else []
+    lists: list[tuple[YamlPath, Any]] = [(("compare", "criteria"), compare.get("criteria"))]
+    stages = _mapping(doc.data.get("promote")).get("stages")
+    lists += [(("promote", "stages", i, "criteria"), s.get("criteria"))
+              for i, s in enumerate(stages if isinstance(stages, list) else []) if isinstance(s, dict)]
+    lists = [(where, items) for where, items in lists if isinstance(items, list)]
     problems = []
     has_metrics = any(isinstance(s.get("metrics"), str) for s in steps.values())
-    if criteria and not has_metrics:
-        problems.append(doc.problem(("compare", "criteria"), "criteria name metrics but no step declares a "
-                                    "`metrics` file; add one to the step that evaluates the model"))
-    known = _known_metrics(doc, steps)
-    for i, criterion in enumerate(compare.get("criteria", []) if isinstance(compare.get("criteria"), list) else []):
-        if not isinstance(criterion, dict):
-            continue
-        metric = criterion.get("metric")
-        if known is not None and isinstance(metric, str) and metric not in known:
-            problems.append(doc.problem(("compare", "criteria", i, "metric"),
-                                        f"'{metric}' is not produced by any step{close_match(metric, known)}"))
-        if not any(k in criterion for k in _RULE_KEYS):
-            problems.append(doc.problem(("compare", "criteria", i), "this criterion sets no rule; add threshold, "
-                                        "min_absolute_change, min_relative_change or max_regression"))
+    known = _known_metrics(doc, steps) if lists else None
+    for where, items in lists:
+        if any(isinstance(c, dict) for c in items) and not has_metrics:
+            problems.append(doc.problem(where, "criteria name metrics but no step declares a `metrics` file; add "
+                                        "one to the step that evaluates the model"))
+        for i, criterion in enumerate(items):
+            if not isinstance(criterion, dict):
+                continue
+            metric = criterion.get("metric")
+            if known is not None and isinstance(metric, str) and metric not in known:
+                problems.append(doc.problem((*where, i, "metric"),
+                                            f"'{metric}' is not produced by any step{close_match(metric, known)}"))
+            if not any(k in criterion for k in _RULE_KEYS):
+                problems.append(doc.problem((*where, i), "this criterion sets no rule; add threshold, "
+                                            "min_absolute_change, min_relative_change or max_regression"))
     return problems + significance_problems(doc, steps)
 
 

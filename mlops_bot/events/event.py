@@ -2,7 +2,8 @@
 (`schemas/event.schema.json`).
 
 The bot's own events: run.started, run.finished, step.cached, decision.made, model_version.registered,
-alias.moved, deployment.started/succeeded/failed, report.posted. From outside (`serve`, `watch`):
+alias.moved, deployment.started/succeeded/failed, report.posted, approval.recorded, model_version.copied,
+drift.detected, drift.checked. From outside (`serve`, `watch`):
 model_version.created, model_version.alias_set, model_version.alias_deleted, model_version.tag_set,
 model_version.tag_deleted, registered_model.created, run.finished, github.<event>, gitlab.<event>.
 """

@@ -2,7 +2,8 @@
 uses. `rule_handler` hands the table to events/rules.py; `run_held_rules` is CI mode's after-command step.
 
 - deploy: `deploy_all` for the event's version of the model. For an alias event, only while the alias
-  still points at that version: a late or replayed delivery never deploys an older version over a newer.
+  still points at that version: a late or replayed delivery never deploys an older version over a newer; the
+  alias of a stage of promote.stages deploys that stage's targets only.
 - promote: compare the event's run (run.finished, model_version.created) and promote it (`promote_flow`).
 - compare: judge the event's run against the champion; stops the rule unless it passes.
 - gate: the release gate for the event's version (the champion when it names none); stops the rule if closed.
@@ -19,6 +20,11 @@ uses. `rule_handler` hands the table to events/rules.py; `run_held_rules` is CI 
   first, so a scheduled check on a fresh runner that sees the same drift again starts nothing.
 - open_pr: a drift finding as a pull/merge request with a record in git and the report as its description
   (flows/open_pr.py).
+- chatops: a `/mlops-bot ...` comment (github.issue_comment, gitlab.note) checked, done and answered as
+  `mlops-bot chatops` does (flows/chatops_act.py), through the forge MLOPS_BOT_FORGE names; `rerun` has the
+  forge run the pull request's check again (Forge.rerun_check: a re-run of the head commit's GitHub workflow run,
+  preferring MLOPS_BOT_RERUN_WORKFLOW, or a GitLab merge request pipeline); the bot never runs its code. A
+  comment from another repository than that forge's is skipped.
 """
 
 from __future__ import annotations
@@ -62,7 +68,8 @@ def _value(event: Event, name: str) -> str | None:
 
 
 def deploy(project: Project, event: Event) -> bool:
-    from ..deploy import deploy_all, raise_for_failures
+    from ..deploy import DeployOptions, deploy_all, raise_for_failures
+    from ..lifecycle.stages import stage_targets
     from ..registry import alias_holder
 
     version = _value(event, "version")
@@ -76,7 +83,14 @@ def deploy(project: Project, event: Event) -> bool:
             now = f"v{holder.version}" if holder else "unset"
             log(f"mlops-bot: the {alias} alias is {now} now, not v{version}; a stale event deploys nothing.")
             return True
-    raise_for_failures(deploy_all(project.config, project.registry, version))
+    config = project.config
+    stage = config.promote.stage(alias) if alias and config.promote.stages else None
+    # A stage's alias deploys that stage's targets only: staging's move never ships to production's endpoint.
+    targets = list(stage_targets(config, stage)) if stage is not None else None
+    if targets == []:  # the stage deploys nothing (its `deploy: []`), not everything
+        log(f"mlops-bot: the stage {alias} has no deploy targets; nothing to deploy.")
+        return True
+    raise_for_failures(deploy_all(config, project.registry, version, DeployOptions(targets=targets)))
     return True
 
 
@@ -164,6 +178,25 @@ def retrain(project: Project, event: Event) -> bool:
     return True
 
 
+def chatops(project: Project, event: Event) -> bool:
+    from ..chatops.comment import from_event
+    from .chatops import chatops_context, foreign, open_chatops_forge
+    from .chatops_act import handle
+
+    comment = from_event(event.type, event.data)
+    if comment is None:
+        log(f"mlops-bot: {event.type} is not a comment; the chatops action answers github.issue_comment and "
+            "gitlab.note events.")
+        return True
+    context = chatops_context(project.env)
+    why = foreign(context, comment, str(event.data.get("repository") or event.data.get("project") or ""))
+    if why:
+        log(f"mlops-bot: chatops: skipped: {why}")
+        return True
+    outcome = handle(project, open_chatops_forge(project, context), comment, "serve")
+    return outcome.outcome not in ("refused", "unavailable")
+
+
 def read_ci(project: Project) -> CIContext:
     from ..ci.context import read_context, read_forge_context
 
@@ -179,7 +212,7 @@ def _retrained_for(project: Project, version: str) -> str | None:
 
 
 ACTIONS: dict[str, Action] = {"deploy": deploy, "promote": promote, "compare": compare, "gate": gate,
-                              "notify": notify, "retrain": retrain, "open_pr": open_pr}
+                              "notify": notify, "retrain": retrain, "open_pr": open_pr, "chatops": chatops}
 
 
 class ProjectActions:

@@ -20,6 +20,7 @@ from ..console import annotation, log
 from ..decide.decision import Decision
 from ..decide.document import to_document
 from ..errors import EXIT_NEGATIVE, EXIT_OK, BotError
+from ..registry import tags
 from ..registry.base import Registry
 from ..support.state import DECISION_FILE, state_path
 from .project import Project
@@ -61,19 +62,27 @@ def _gate(config: Config, registry: Registry, out: CIOutput) -> int:
 def _check_and_promote(project: Project, context: CIContext, out: CIOutput, post: bool) -> int:
     """Run, compare, promote where allowed, then report. The report is never lost: a deploy target that
     failed is raised (exit 3) only after the comment, status, summary and outputs were written."""
+    from ..lifecycle.stages import entry_stage
     from ..pipeline.execute import run_pipeline
     from .compare import Predictions, compare_registry, workspace_predictions
+    from .promote import config_for
     from .report import Delivery, links_for, publish
 
     config, registry = project.config, project.registry
     result = run_pipeline(config, registry)
-    decision = compare_registry(config, registry, result.run_id, Predictions(workspace_predictions(config)))
+    if context.pr_number and result.run_id and context.flow == "check":
+        # The run remembers its pull request: the version a merge registers from it finds the PR's reviews.
+        registry.log_batch(result.run_id, tags={tags.PULL_REQUEST: str(context.pr_number)})
+    promoting = context.flow == "promote" and _may_promote(config, context)
+    # A merge is judged by the criteria of the stage it moves (with promote.stages, the entry stage's).
+    judged = config_for(config, entry_stage(config)) if promoting else config
+    decision = compare_registry(judged, registry, result.run_id, Predictions(workspace_predictions(config)))
     _write_decision(config, decision)
     values = {"run-id": result.run_id or "", "reused": "true" if result.reused else "false", "promoted": "false",
               "model-version": ""}
     failure: BotError | None = None
-    if context.flow == "promote" and _may_promote(config, context):
-        decision, failure = _promote(config, registry, decision, context, values)
+    if promoting:
+        decision, failure = _promote(project, decision, context, values)
     links = links_for(context, decision, config.tracking.uri)
     publication = publish(decision, Delivery(context, project.env, config.root, config.report, links, post=post))
     out.outputs({**values, "report-path": str(publication.report_file)})
@@ -90,14 +99,22 @@ def _may_promote(config: Config, context: CIContext) -> bool:
     return False
 
 
-def _promote(config: Config, registry: Registry, decision: Decision, context: CIContext,
+def _promote(project: Project, decision: Decision, context: CIContext,
              values: dict[str, str]) -> tuple[Decision, BotError | None]:
-    """The decision that counted (judged again if the champion moved under the lock) and the deploy failure,
-    if any, kept until the report is out."""
+    """The decision that counted (judged again if the champion moved under the lock) and the deploy failure or
+    the stage's refusal (its approval is missing), if any, kept until the report is out."""
     from ..deploy import raise_for_failures
+    from ..lifecycle.stages import StageRefused
+    from .approvers import forge_approval
     from .promote import deploy_champion, promote_run
 
-    promotion = promote_run(config, registry, decision, context, run_given=True)
+    config, registry = project.config, project.registry
+    try:
+        promotion = promote_run(config, registry, decision, context, run_given=True,
+                                ask=lambda version, stage: forge_approval(project, version, stage))
+    except StageRefused as exc:
+        log(f"not promoted: {exc}")
+        return decision, exc
     values.update(promoted="true" if promotion.is_champion else "false", **{"model-version": promotion.version.version})
     if promotion.decision is not decision:
         _write_decision(config, promotion.decision)

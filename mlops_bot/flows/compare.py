@@ -12,8 +12,9 @@ the verdict passes, 1 when it fails; `--json` prints the Decision, `--out FILE` 
 from __future__ import annotations
 
 import argparse
+import re
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
@@ -25,7 +26,7 @@ from ..decide.verdict import decide
 from ..errors import EXIT_NEGATIVE, EXIT_OK, UsageError
 from ..events.bus import emit
 from ..events.event import model_subject
-from ..lifecycle.champion import challenger_from_run, earlier_champions, latest_run_id, resolve_champion
+from ..lifecycle.champion import challenger_from_run, earlier_champions, latest_run_id, resolve_champion, shown
 from ..lifecycle.rescore import rescore
 from ..metrics.files import read_metrics
 from ..registry.base import Registry
@@ -164,3 +165,39 @@ def _links(tracking_uri: str, decision: Decision) -> Links:
     from .report import run_link  # the one place run links are built (no credentials or query in them)
 
     return Links(run=run_link(tracking_uri, decision))
+
+
+def commit_run(config: Config, registry: Registry, sha: str) -> str | None:
+    """The newest finished pipeline run of commit `sha` in ml.yaml's experiment (a PR check's run, found as the
+    check finds a reusable one: by tags on the tracking server); None when the commit has none yet. Runs of a
+    dirty tree, a step's own child runs and monitoring runs do not count."""
+    from ..registry import tags
+
+    if not re.fullmatch(r"[0-9a-f]{7,64}", sha):
+        return None
+    experiment = registry.get_or_create_experiment(config.tracking.experiment)
+    runs = registry.search_runs([experiment.experiment_id],
+                                f"tags.{tags.MLFLOW_GIT_COMMIT} = '{sha}' and attributes.status = 'FINISHED'",
+                                ["attributes.start_time DESC"], max_results=20)
+    for run in runs:
+        if run.tags.get(tags.PIPELINE_KEY) and run.tags.get(tags.GIT_DIRTY) != "true" and not run.tags.get(tags.ROLE):
+            return run.run_id
+    return None
+
+
+def compare_against(config: Config, registry: Registry, run_id: str, version: str) -> Decision:
+    """The run judged against registered `version` instead of the champion (`/mlops-bot compare against vN`), on
+    the metrics both runs recorded: nothing is rescored and no significance test runs, since either would run
+    code. NotFound when the version does not exist."""
+    name = config.model.name
+    target = registry.get_model_version(name, version)
+    run = registry.get_run(target.run_id) if target.run_id else None
+    other = Champion(version=target.version, run_id=target.run_id or None,
+                     metrics=dict(run.metrics) if run else {}, params=shown(run.params) if run else {},
+                     source=f"models:/{name}/{target.version}")
+    challenger = challenger_from_run(registry.get_run(run_id))
+    decision = decide(name, replace(config.compare, significance=None), challenger, other)
+    emit(config, "decision.made", model_subject(name), {
+        "model": name, "verdict": decision.verdict, "summary": decision.summary, "run_id": run_id,
+        "champion_version": target.version, "bootstrap": decision.bootstrap, "against": target.version})
+    return decision

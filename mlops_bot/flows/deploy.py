@@ -15,6 +15,7 @@ from ..config.model import Config
 from ..console import emit_json, log
 from ..deploy import DeployOptions, DeployResult, deploy_all, raise_for_failures
 from ..errors import UsageError
+from ..lifecycle.stages import entry_stage, stage_named, stage_targets
 from ..registry import alias_holder
 from ..registry.base import Registry
 from .project import Project
@@ -25,6 +26,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="deploy only to this target (repeatable; default: every target in ml.yaml)")
     parser.add_argument("--version", metavar="N", help="the model version to deploy (default: the one holding "
                         "the promote alias, e.g. champion)")
+    parser.add_argument("--stage", metavar="ALIAS", help="deploy the holder of this stage of promote.stages to the "
+                                                          "stage's targets (default: the entry stage)")
     parser.add_argument("--force", action="store_true", help="deploy again to targets that are up to date")
     parser.epilog = "Exit 0 when every target succeeded or was up to date, 3 when any failed (re-run to retry)."
 
@@ -51,20 +54,25 @@ class _ForgeWhenNeeded:
         return open_forge(read_context(env), env, root=self.root).open_pull_request(head, base, title, body)
 
 
-def _champion(config: Config, registry: Registry) -> str:
-    holder = alias_holder(registry, config.model.name, config.promote.alias)
+def _holder(config: Config, registry: Registry, alias: str) -> str:
+    holder = alias_holder(registry, config.model.name, alias)
     if holder is None:
-        raise UsageError(f"no version of {config.model.name} holds the alias '{config.promote.alias}'; "
+        raise UsageError(f"no version of {config.model.name} holds the alias '{alias}'; "
                          "promote one first or pass --version N.")
     return holder.version
 
 
 def main(args: argparse.Namespace, project: Project) -> int:
     config, registry = project.config, project.registry
-    version = args.version or _champion(config, registry)
+    stage = stage_named(config, args.stage) if args.stage else entry_stage(config)
+    version = args.version or _holder(config, registry, stage.alias)
     if not config.deploy:
         log(f"mlops-bot: {config.path.name} declares no deploy targets; nothing to deploy.")
-    results = deploy_all(config, registry, version, DeployOptions(targets=args.target, force=args.force,
+    targets = args.target or list(stage_targets(config, stage))
+    if config.deploy and not targets:  # the stage deploys nothing (its `deploy: []`), not everything
+        log(f"mlops-bot: the stage {stage.alias} has no deploy targets; nothing to deploy.")
+        return 0
+    results = deploy_all(config, registry, version, DeployOptions(targets=targets, force=args.force,
                                                                   forge=_ForgeWhenNeeded(config.root)))
     if args.json:
         emit_json({"model": config.model.name, "version": str(version), "results": [r.as_json() for r in results]})

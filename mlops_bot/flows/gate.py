@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 from ..config.model import Config
 from ..console import emit_json, log
 from ..errors import EXIT_NEGATIVE, EXIT_OK, NotFound, UsageError
+from ..lifecycle.protected import hand_moved
 from ..registry import alias_holder, tags
 from ..registry.base import ModelVersion, Registry
 from ..support.urls import redact
@@ -86,10 +87,14 @@ def check_gate(config: Config, registry: Registry, alias: str | None = None, ver
             raise UsageError(f"--version {version}: {config.model.name} has no such version.") from None
     result = judge_gate(config.model.name, alias, target, holder.version if holder else None, bool(version),
                         required or {})
-    problem = source_problem(registry, target) if target is not None else None
-    if problem is None:
+    problems = [source_problem(registry, target)] if target is not None else []
+    # A protected alias moved by hand does not ship: the gated alias, or with --version the aliases it holds.
+    gated = target.aliases if version and target is not None else (alias,)
+    problems += [found.detail for found in hand_moved(config, registry, gated)]
+    found = tuple(p for p in problems if p)
+    if not found:
         return result
-    reasons = (problem,) if result.is_open else (*result.reasons, problem)
+    reasons = found if result.is_open else (*result.reasons, *found)
     return replace(result, is_open=False, reasons=reasons)
 
 

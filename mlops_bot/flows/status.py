@@ -8,7 +8,8 @@ from datetime import datetime, timezone
 from typing import Any
 
 from ..config.model import Config
-from ..console import emit_json
+from ..console import emit_json, log
+from ..lifecycle.protected import hand_moved
 from ..registry import alias_holder, tags
 from ..registry.base import ModelVersion, Registry
 from .project import Project
@@ -38,16 +39,23 @@ def collect(config: Config, registry: Registry, limit: int) -> dict[str, Any]:
     champion = alias_holder(registry, name, config.promote.alias)
     previous = alias_holder(registry, name, config.promote.previous_alias)
     recent = registry.search_model_versions(name, max_results=limit) if limit > 0 else []
+    stages = {s.alias: alias_holder(registry, name, s.alias) for s in config.promote.stages}
     return {
         "model": name,
         "champion": champion.version if champion else None,
         "previous": previous.version if previous else None,
+        "stages": {alias: holder.version if holder else None for alias, holder in stages.items()},
+        "protected": [found.as_json() for found in hand_moved(config, registry)],
         "versions": [version_row(config, v) for v in recent],
     }
 
 
 def render_table(status: dict[str, Any]) -> str:
-    lines = [f"{status['model']}: champion v{status['champion'] or '-'}, previous v{status['previous'] or '-'}", ""]
+    lines = [f"{status['model']}: champion v{status['champion'] or '-'}, previous v{status['previous'] or '-'}"]
+    if status["stages"]:
+        lines.append("stages: " + ", ".join(f"{a} v{v or '-'}" for a, v in status["stages"].items()))
+    lines += [f"warning: {found['detail']}" for found in status["protected"]]
+    lines.append("")
     header = ("version", "aliases", "verdict", "commit", "created", "deployments")
     rows = [header] + [(
         f"v{v['version']}", ",".join(v["aliases"]) or "-", v["verdict"] or "-", v["commit"] or "-", v["created"],
@@ -70,6 +78,8 @@ def _when(ms: int) -> str:
 def main(args: argparse.Namespace, project: Project) -> int:
     status = collect(project.config, project.registry, args.limit)
     if args.json:
+        for found in status["protected"]:  # the table shows them; with --json, stderr does
+            log(f"mlops-bot: warning: {found['detail']}")
         emit_json(status)
     else:
         print(render_table(status))

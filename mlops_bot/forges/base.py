@@ -31,6 +31,25 @@ class PermissionDenied(AuthError):
     """The token is valid but may not do this here (HTTP 403 that is not a rate limit)."""
 
 
+class CheckRunning(BotError):
+    """rerun_check found the check of that commit still running: there is nothing to start again yet. Not a
+    failure: the caller answers that it is running, with `url` to watch it."""
+
+    def __init__(self, sha: str, url: str) -> None:
+        self.sha, self.url = sha, url
+        super().__init__(f"the check of {sha[:12]} is still running" + (f": {url}" if url else "")
+                         + "; wait for it to finish, then ask again if it should run once more.")
+
+
+class NoCheckRun(NotFound):
+    """rerun_check found no check that ran on that commit (nothing to re-run: GitHub re-runs a run, it does not
+    start a pull request's check from nothing)."""
+
+    def __init__(self, service: str, url: str, sha: str) -> None:
+        super().__init__(service, None, url, f"no check ran on {sha[:12]} yet; push or reopen the pull request")
+        self.args = (f"{service}: {self.detail} (asked {url}).",)
+
+
 @dataclass(frozen=True)
 class CommentResult:
     action: CommentAction
@@ -48,6 +67,30 @@ class StatusRef:
     label: str
     sha: str = ""
     previous: str = ""
+
+
+@dataclass(frozen=True)
+class Discussion:
+    """The pull/merge request or issue a ChatOps comment was written on, as the forge's API describes it now."""
+
+    number: int
+    is_pull_request: bool
+    state: str  # "open", "closed" or "merged"
+    from_fork: bool  # the head branch lives in another repository (never run with this repository's token)
+    head_sha: str  # "" for an issue
+    author: str
+    url: str
+    head_ref: str = ""  # the head branch (GitHub pull.head.ref, GitLab source_branch); "" for an issue
+
+
+@dataclass(frozen=True)
+class Approver:
+    """Someone whose approval the forge records: a pull request review, a merge request approval, or an
+    approved deployment review of a workflow run's environment."""
+
+    login: str
+    url: str  # the review, the merge request's approvals, or the workflow run
+    commit: str = ""  # the commit a review approved ("" where the forge does not say)
 
 
 @runtime_checkable
@@ -88,6 +131,41 @@ class Forge(Protocol):
         """Starts the CI pipeline/workflow on `ref` with `inputs`; returns a URL to watch it (may be empty)."""
         ...
 
+    def rerun_check(self, number: int, sha: str) -> str:
+        """Runs PR/MR `number`'s check on its head commit `sha` again, in the forge's CI, never in the bot; returns a
+        URL to watch it (may be empty). GitHub: re-runs the newest pull_request workflow run of `sha` (of the
+        configured workflow file when the forge knows it); CheckRunning while that run is not completed,
+        NoCheckRun when there is none. GitLab: creates a merge request pipeline. Local: records the request in
+        .mlops-bot/pipeline-requests.jsonl as trigger_pipeline does."""
+        ...
+
+    # governance: asked only when an approval or a ChatOps command is checked
+    def role_of(self, login: str) -> str:
+        """The repository role of `login` through the API: one of config.model.ROLES, or "none". GitHub: the
+        collaborator permission's role_name (a custom role: its base permission; no account: "none"); GitLab: the
+        member's access level (Guest = read, Reporter = triage, Developer = write, Maintainer = maintain, Owner =
+        admin; no member: "none"); local: "admin" (the person at the terminal)."""
+        ...
+
+    def discussion(self, number: int) -> Discussion:
+        """The pull/merge request (or GitHub issue) `number`; NotFound when there is none. GitLab asks merge
+        requests only; the local forge raises UsageError (no pull request outside CI)."""
+        ...
+
+    def approvers(self, number: int) -> list[Approver]:
+        """Who approves PR/MR `number` now: on GitHub each reviewer whose latest review is APPROVED (a later
+        CHANGES_REQUESTED or DISMISSED withdraws it); on GitLab the MR's approved_by."""
+        ...
+
+    def environment_approvers(self, run_id: str, environment: str) -> list[Approver]:
+        """Who approved workflow run `run_id`'s deployment to `environment` (GitHub's review history of the run);
+        [] where the forge has no such mechanism."""
+        ...
+
+    def reply(self, number: int, body: str) -> CommentResult:
+        """A new comment on PR/MR or issue `number` (ChatOps answers that are not the sticky report)."""
+        ...
+
 
 def is_degradable(exc: BotError) -> bool:
     """True for failures that must not fail the check (see the module doc)."""
@@ -97,6 +175,15 @@ def is_degradable(exc: BotError) -> bool:
 def fit_description(text: str) -> str:
     text = " ".join(text.split())
     return text if len(text) <= STATUS_DESCRIPTION_LIMIT else text[: STATUS_DESCRIPTION_LIMIT - 1] + "…"
+
+
+def fit_comment(body: str) -> str:
+    """`body` within COMMENT_LIMIT (the smallest forge limit): a longer reply is cut with a note saying so rather
+    than refused by the forge."""
+    if len(body) <= COMMENT_LIMIT:
+        return body
+    note = "\n\n… (cut: the reply passed the forge's comment limit)"
+    return body[: COMMENT_LIMIT - len(note)] + note
 
 
 def has_marker(body: str, marker: str) -> bool:

@@ -1,4 +1,5 @@
-"""The GitHub adapter (PyGithub): the sticky PR comment, commit statuses, check runs, PRs, workflow dispatch.
+"""The GitHub adapter (PyGithub): the sticky PR comment, commit statuses, check runs, PRs, workflow dispatch;
+roles, reviews and deployment approvals in github_governance.
 
 `base_url` is GITHUB_API_URL, so GitHub Enterprise Server works as github.com does. Retries: BoundedRetry
 (PyGithub's GithubRetry, which understands 403 secondary rate limits, plus 429 and a time budget per request).
@@ -33,6 +34,7 @@ from .base import (
     has_marker,
 )
 from .ghretry import BoundedRetry
+from .github_governance import GitHubGovernance
 
 SERVICE = "GitHub"
 ACTIONS_BOT = "github-actions[bot]"  # the author of everything written with a workflow's GITHUB_TOKEN
@@ -55,7 +57,7 @@ class GitHubSettings:
     write_interval: float = 1.0  # seconds between writes
 
 
-class GitHubForge:
+class GitHubForge(GitHubGovernance):
     name = SERVICE
 
     def __init__(self, settings: GitHubSettings, token: str) -> None:
@@ -195,6 +197,9 @@ class GitHubForge:
             self._repo.get_workflow(self._workflow).create_dispatch(ref, dict(inputs), throw=True)
         return f"{_web_base(self._api)}/{self._repository}/actions/workflows/{self._workflow}"
 
+    def _web(self) -> str:
+        return _web_base(self._api)
+
     @contextlib.contextmanager
     def _translate(self, url: str, doing: str) -> Iterator[None]:
         try:
@@ -219,8 +224,9 @@ def error_for(exc: GithubException, url: str, doing: str) -> BotError:
         return RemoteError(SERVICE, status, url, f"{detail}; the rate limit did not lift within the retry budget, "
                            "run again later.")
     if status == 403:
-        return PermissionDenied(SERVICE, status, url, f"{detail}; the token may not write here (a fork's "
-                                "read-only token, or missing pull-requests/statuses: write permission).")
+        return PermissionDenied(SERVICE, status, url, f"{detail}; the token may not do this here (a fork's "
+                                "read-only token, missing pull-requests/statuses: write permission, or actions: read "
+                                "for a run's deployment reviews).")
     if status == 404:
         return NotFound(SERVICE, status, url, f"{detail}; the pull request, commit or repository does not exist "
                         "(deleted?) or the token cannot see it.")

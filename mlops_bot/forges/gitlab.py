@@ -1,4 +1,5 @@
-"""The GitLab adapter (python-gitlab): the sticky MR note, commit statuses, merge requests, pipelines.
+"""The GitLab adapter (python-gitlab): the sticky MR note, commit statuses, merge requests, pipelines; roles,
+approvals and replies in gitlab_governance.
 
 `url` is CI_SERVER_URL (self-managed instances work like gitlab.com). python-gitlab retries 429 (obeying
 Retry-After / RateLimit-Reset) and transient 5xx itself; the count is bounded by `max_retries` and each wait by
@@ -33,6 +34,7 @@ from .base import (
     fit_description,
     has_marker,
 )
+from .gitlab_governance import GitLabGovernance
 
 SERVICE = "GitLab"
 _NOTE_URL = re.compile(r"/-/merge_requests/(?P<iid>\d+)#note_(?P<id>\d+)\Z")  # a note's web link (_note_url)
@@ -54,7 +56,7 @@ class GitLabSettings:
     timeout: float = 30.0
 
 
-class GitLabForge:
+class GitLabForge(GitLabGovernance):
     name = SERVICE
 
     def __init__(self, settings: GitLabSettings, token: str, *, job_token: bool = False) -> None:
@@ -138,7 +140,10 @@ class GitLabForge:
         return self._iid
 
     def _note_url(self, iid: int, note_id: int) -> str:
-        return f"{self._server}/{self._path}/-/merge_requests/{iid}#note_{note_id}"
+        return f"{self._mr_url(iid)}#note_{note_id}"
+
+    def _mr_url(self, iid: int) -> str:
+        return f"{self._server}/{self._path}/-/merge_requests/{iid}"
 
     def _is_mine(self, username: str) -> bool:
         if not self._login:

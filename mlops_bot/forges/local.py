@@ -10,7 +10,16 @@ from typing import TextIO
 from ..console import log
 from ..errors import UsageError
 from ..support.state import COMMENT_FILE, PIPELINE_REQUESTS_FILE
-from .base import CheckConclusion, CommentAction, CommentResult, StatusRef, StatusState, fit_description
+from .base import (
+    Approver,
+    CheckConclusion,
+    CommentAction,
+    CommentResult,
+    Discussion,
+    StatusRef,
+    StatusState,
+    fit_description,
+)
 
 
 class LocalForge:
@@ -59,6 +68,14 @@ class LocalForge:
     def trigger_pipeline(self, ref: str, inputs: Mapping[str, str]) -> str:
         """No CI to start here: the request is appended to .mlops-bot/pipeline-requests.jsonl and shown, as the
         comment goes to comment.md; in GitHub Actions or GitLab CI the forge starts the pipeline."""
+        return self._request({"kind": "pipeline", "ref": ref, "inputs": dict(inputs)}, f"the CI pipeline on {ref}")
+
+    def rerun_check(self, number: int, sha: str) -> str:
+        """Recorded like trigger_pipeline (kind "rerun"): there is no pull request check to run again locally."""
+        return self._request({"kind": "rerun", "number": number, "sha": sha},
+                             f"running the check of #{number} on {sha[:12]} again")
+
+    def _request(self, entry: dict[str, object], what: str) -> str:
         import json
         from datetime import datetime, timezone
 
@@ -67,7 +84,44 @@ class LocalForge:
         path = local_state_dir(self._directory) / PIPELINE_REQUESTS_FILE
         at = datetime.now(timezone.utc).isoformat(timespec="seconds")
         with open(path, "a", encoding="utf-8") as handle:
-            handle.write(json.dumps({"ref": ref, "inputs": dict(inputs), "at": at}, sort_keys=True) + "\n")
-        log(f"mlops-bot: local forge: the CI pipeline on {ref} was requested, recorded in {path} (in GitHub Actions "
-            "or GitLab CI it starts)")
+            handle.write(json.dumps({**entry, "at": at}, sort_keys=True) + "\n")
+        log(f"mlops-bot: local forge: {what} was requested, recorded in {path} (in GitHub Actions or GitLab CI "
+            "it starts)")
         return str(path)
+
+    # governance
+
+    def role_of(self, login: str) -> str:
+        """"admin": outside CI the one asking is the person at the terminal, who can already write the registry
+        and ml.yaml; there is no forge whose roles could say otherwise."""
+        return "admin"
+
+    def discussion(self, number: int) -> Discussion:
+        """A UsageError: no pull request exists locally, and inventing one would let a ChatOps command run as if a
+        forge had vouched for it."""
+        raise UsageError(f"there is no pull request #{number} outside GitHub Actions or GitLab CI; ChatOps commands "
+                         "are read from pull/merge request comments in CI. Locally, run the command itself "
+                         "(e.g. mlops-bot promote).")
+
+    def approvers(self, number: int) -> list[Approver]:
+        return []  # no reviews locally
+
+    def environment_approvers(self, run_id: str, environment: str) -> list[Approver]:
+        return []  # no deployment environments locally
+
+    def reply(self, number: int, body: str) -> CommentResult:
+        """Appended to the comment file after what is there (the report, earlier replies) and shown, as a reply
+        lands below the report on a forge."""
+        from ..support.files import write_atomic
+
+        path = self.comment_path
+        try:
+            before = path.read_text(encoding="utf-8")
+        except OSError:
+            before = ""
+        text = body if body.endswith("\n") else body + "\n"
+        write_atomic(path, f"{before.rstrip()}\n\n---\n\n{text}" if before.strip() else text)
+        stream = self._stream or sys.stdout
+        stream.write(text)
+        stream.flush()
+        return CommentResult("created", str(path))

@@ -85,6 +85,32 @@ ROLLED_BACK = PREFIX + "rolled_back"  # why it was taken out of service
 # the drift finding (its stable id) whose retraining an `on:` rule started for this champion (flows/actions.py)
 DRIFT_RETRAINED = PREFIX + "drift.retrained"
 
+# governance (lifecycle/stages.py, lifecycle/approvals.py, lifecycle/history.py)
+STAGE_PREFIX = PREFIX + "stage."
+APPROVAL_PREFIX = PREFIX + "approval."
+MOVE_PREFIX = PREFIX + "moved."
+
+
+def stage_reached(alias: str) -> str:
+    """`mlops_bot.stage.<alias>.reached`: when the version reached that stage through the bot's promotion path."""
+    return f"{STAGE_PREFIX}{alias}.reached"
+
+
+def approval_tag(alias: str) -> str:
+    """`mlops_bot.approval.<alias>`: the approval (JSON: by, at, via, where, role) for the version to reach it."""
+    return APPROVAL_PREFIX + alias
+
+
+def move_tag(alias: str, stamp_ms: int) -> str:
+    """`mlops_bot.moved.<alias>.<ms>`: one move of the alias to this version by the bot (JSON), for history."""
+    return f"{MOVE_PREFIX}{alias}.{stamp_ms}"
+
+
+# a version copied from another registry (`promote --to-registry`): where it came from
+COPIED_FROM = PREFIX + "copied_from"  # "<redacted source tracking URI>#<model>/<version>"
+COPIED_RUN = PREFIX + "copied_from_run"  # on the copied run: "<redacted source tracking URI>#<source run id>"
+
+
 # deployments, per target (see deploy/base.py for the fields)
 DEPLOY_PREFIX = PREFIX + "deploy."
 

@@ -51,6 +51,14 @@ GITHUB_EVENTS = frozenset({"push", "pull_request", "release", "workflow_run", "w
                            "create", "delete", "ping"})
 GITLAB_EVENTS = frozenset({"push", "tag_push", "merge_request", "pipeline", "release", "deployment", "job",
                            "note"})
+# A comment's fields, for the chatops action: its id, text, author, page and discussion.
+COMMENT_BODY_LIMIT = 64 * 1024  # chatops/command.py's MAX_BODY: longer comments are not read
+GITHUB_COMMENT = {"comment_id": "comment.id", "body": "comment.body", "author": "comment.user.login",
+                  "author_type": "comment.user.type", "comment_url": "comment.html_url", "issue": "issue.number"}
+GITLAB_NOTE = {"comment_id": "object_attributes.id", "body": "object_attributes.note", "author": "user.username",
+               "comment_url": "object_attributes.url", "noteable_type": "object_attributes.noteable_type",
+               "system": "object_attributes.system", "merge_request_iid": "merge_request.iid",
+               "issue_iid": "issue.iid"}
 
 
 @dataclass(frozen=True)
@@ -156,7 +164,11 @@ def github_delivery(headers: Mapping[str, str], body: bytes, secret: str) -> Del
                        "head_ref": "pull_request.head.ref", "base_ref": "pull_request.base.ref",
                        "head_sha": "pull_request.head.sha", "conclusion": "workflow_run.conclusion",
                        "workflow": "workflow_run.name", "tag": "release.tag_name"})
-    subject = f"repos/{data.get('repository', '')}" + (f"/pulls/{data['number']}" if "number" in data else "")
+    if name == "issue_comment":
+        data.update(_comment(doc, GITHUB_COMMENT, {"is_pull_request": isinstance(_dig(doc, "issue.pull_request"),
+                                                                                   Mapping)}))
+    subject = f"repos/{data.get('repository', '')}" + (f"/pulls/{data['number']}" if "number" in data else
+                                                        f"/issues/{data['issue']}" if "issue" in data else "")
     event = Event(type=f"github.{name}", subject=subject, data=data, source="github", id=f"github-{delivery}")
     return Delivery(event, replay_keys("github", name, doc, body))
 
@@ -183,7 +195,10 @@ def gitlab_delivery(headers: Mapping[str, str], body: bytes, token: str) -> Deli
                        "iid": "object_attributes.iid", "status": "object_attributes.status",
                        "source_branch": "object_attributes.source_branch",
                        "target_branch": "object_attributes.target_branch", "tag": "tag"})
-    subject = f"projects/{data.get('project', '')}" + (f"/merge_requests/{data['iid']}" if "iid" in data else "")
+    if name == "note":
+        data.update(_comment(doc, GITLAB_NOTE, {}))
+    iid = data.get("iid", data.get("merge_request_iid"))
+    subject = f"projects/{data.get('project', '')}" + (f"/merge_requests/{iid}" if iid is not None else "")
     event = Event(type=f"gitlab.{name}", subject=subject, data=data, source="gitlab", id=f"gitlab-{delivery}")
     return Delivery(event, replay_keys("gitlab", name, doc, body))
 
@@ -192,11 +207,25 @@ def _pick(doc: Mapping[str, Any], paths: Mapping[str, str]) -> dict[str, Any]:
     """Flat fields for `where:` filters from dotted paths; scalars only."""
     found: dict[str, Any] = {}
     for name, path in paths.items():
-        value: Any = doc
-        for part in path.split("."):
-            value = value.get(part) if isinstance(value, Mapping) else None
+        value = _dig(doc, path)
         if isinstance(value, (str, int, float, bool)):
             found[name] = value
+    return found
+
+
+def _dig(doc: Mapping[str, Any], path: str) -> Any:
+    value: Any = doc
+    for part in path.split("."):
+        value = value.get(part) if isinstance(value, Mapping) else None
+    return value
+
+
+def _comment(doc: Mapping[str, Any], paths: Mapping[str, str], extra: Mapping[str, Any]) -> dict[str, Any]:
+    """A comment's fields for the chatops action (chatops/comment.py reads them back). The body is cut one
+    character past the longest comment a command is read from, so the action still sees that it is too long."""
+    found = {**_pick(doc, paths), **extra}
+    if isinstance(found.get("body"), str):
+        found["body"] = found["body"][:COMMENT_BODY_LIMIT + 1]
     return found
 
 

@@ -108,9 +108,26 @@ def test_a_dispatched_flow_outside_the_known_flows_is_not_taken(tmp_path: Path) 
 
 
 def test_an_event_the_bot_does_not_handle_gives_flow_none_with_a_notice(tmp_path: Path) -> None:
-    context = read_context(github(tmp_path, "issue_comment", "issue_comment-created.payload.json"))
-    assert context.flow == "none" and "'issue_comment'" in context.reason
+    context = read_context(github(tmp_path, "check_suite", "issue_comment-created.payload.json"))
+    assert context.flow == "none" and "'check_suite'" in context.reason
     assert "not one mlops-bot handles" in context.reason
+
+
+def test_an_issue_comment_is_left_to_chatops_and_names_its_pull_request(tmp_path: Path) -> None:
+    on_issue = read_context(github(tmp_path, "issue_comment", "issue_comment-created.payload.json"))
+    assert on_issue.flow == "none" and on_issue.pr_number is None and "mlops-bot chatops" in on_issue.reason
+    on_pr = read_context(github(tmp_path, "issue_comment", "issue_comment-created-on-pull-request.payload.json"))
+    assert on_pr.flow == "none" and on_pr.pr_number == 1 and on_pr.sha != HEAD_SHA
+    # the check after a ChatOps command: the head commit chatops found through the API
+    again = read_context(github(tmp_path, "issue_comment", "issue_comment-created-on-pull-request.payload.json",
+                                MLOPS_BOT_SHA=HEAD_SHA))
+    assert (again.flow, again.sha, again.pr_number) == ("check", HEAD_SHA, 1)
+    not_a_sha = read_context(github(tmp_path, "issue_comment", "issue_comment-created-on-pull-request.payload.json",
+                                    MLOPS_BOT_SHA="main; rm -rf /"))
+    assert not_a_sha.flow == "none"
+    on_issue_with_sha = read_context(github(tmp_path, "issue_comment", "issue_comment-created.payload.json",
+                                            MLOPS_BOT_SHA=HEAD_SHA))
+    assert on_issue_with_sha.flow == "none"  # an issue has no check to run
 
 
 def test_workflow_run_carries_the_pull_request_for_a_follow_up_job(tmp_path: Path) -> None:

@@ -39,7 +39,7 @@ def test_every_schema_is_valid_2020_12_and_fully_described() -> None:
 def test_schema_covers_every_section_the_issue_names() -> None:
     schema = json.loads((SCHEMAS / "ml.schema.json").read_text())
     assert set(schema["properties"]) == {"version", "model", "tracking", "params", "pipeline", "compare", "promote",
-                                         "deploy", "report", "monitor", "on"}
+                                         "deploy", "report", "monitor", "on", "chatops"}
     step = schema["$defs"]["step"]["properties"]
     assert set(step) == {"cmd", "deps", "outs", "params", "env", "pass_env", "metrics", "predictions", "timeout"}
     criterion = schema["$defs"]["criterion"]["properties"]

@@ -4,6 +4,7 @@ itself) changes nothing: deploy_all finds the target up to date."""
 
 from __future__ import annotations
 
+import getpass
 import json
 from pathlib import Path
 
@@ -53,7 +54,8 @@ def test_promote_then_the_champion_rule_deploys_nothing_twice(tmp_path: Path,
     assert deployed(config.root) == ["1"]  # once: promote's own deploy; the rule found it up to date
     assert [e["type"] for e in audit_lines(config.root)] == logged  # and the rule's deploy did nothing at all
     moved = next(e for e in audit_lines(config.root) if e["type"] == "alias.moved")
-    assert moved["data"] == {"model": "demo", "alias": "champion", "version": "1", "reason": "promote"}
+    assert moved["data"] == {"model": "demo", "alias": "champion", "version": "1", "reason": "promote",
+                             "by": getpass.getuser()}  # who moved it: at a terminal, its user
     registry.close()
 
 

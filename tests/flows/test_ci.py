@@ -12,17 +12,11 @@ import pytest
 from mlops_bot import cli
 from mlops_bot.registry import alias_holder, open_registry, tags
 from tests.helpers.ci_env import HEAD_SHA, apply_env, github_env, parse_github_outputs
+from tests.helpers.projects import QUALITY_TRAIN
 from tests.servers.github_server import GitHubServer
 
 pytestmark = pytest.mark.usefixtures("clean_env")
 
-TRAIN = """\
-import json, os, sys
-accuracy = float(open("quality.txt").read())
-os.makedirs("build/model", exist_ok=True)
-open("build/model/weights.txt", "w").write(str(accuracy))
-json.dump({"accuracy": accuracy}, open("build/metrics.json", "w"))
-"""
 ML_YAML = """\
 version: 1
 model: {name: iris-classifier, artifact: build/model}
@@ -43,7 +37,7 @@ promote: {on: [push]}
 def project(tmp_path: Path) -> Path:
     root = tmp_path / "project"
     root.mkdir()
-    (root / "train.py").write_text(TRAIN)
+    (root / "train.py").write_text(QUALITY_TRAIN)
     (root / "quality.txt").write_text("0.8\n")
     (root / "ml.yaml").write_text(textwrap.dedent(ML_YAML))
     return root

@@ -34,6 +34,14 @@ DEPLOY_RECORD = """\
     type: command
     cmd: "echo $MODEL_VERSION >> deployed.txt && test ! -e fail-deploy"
 """
+# A training step whose accuracy is the number in quality.txt: a test changes the model's quality with one file.
+QUALITY_TRAIN = """\
+import json, os
+accuracy = float(open("quality.txt").read())
+os.makedirs("build/model", exist_ok=True)
+open("build/model/weights.txt", "w").write(str(accuracy))
+json.dump({"accuracy": accuracy}, open("build/metrics.json", "w"))
+"""
 LOCAL = CIContext(platform="local", event="local", flow="promote", reason="test")
 
 

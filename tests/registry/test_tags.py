@@ -33,6 +33,8 @@ PINNED = {
     "ROLE_MONITOR": "monitor", "MONITOR_MODEL": "mlops_bot.monitor.model",
     "MONITOR_VERSION": "mlops_bot.monitor.version", "MONITOR_CHAMPION_RUN": "mlops_bot.monitor.champion_run_id",
     "DRIFT_FINDING": "mlops_bot.drift.finding_id", "DRIFT_DETECTED": "mlops_bot.drift.detected",
+    "STAGE_PREFIX": "mlops_bot.stage.", "APPROVAL_PREFIX": "mlops_bot.approval.", "MOVE_PREFIX": "mlops_bot.moved.",
+    "COPIED_FROM": "mlops_bot.copied_from", "COPIED_RUN": "mlops_bot.copied_from_run",
 }
 PACKAGE = Path(mlops_bot.__file__).parent
 # Modules whose tag names have not moved to registry/tags.py yet; empty this set as they do.
@@ -50,6 +52,9 @@ def test_every_builder_keeps_its_shape() -> None:
     assert tags.deploy_status("prod") == "mlops_bot.deploy.prod.status"
     assert tags.deploy_detail("prod") == "mlops_bot.deploy.prod.detail"
     assert tags.rescore_tag("ab12") == "mlops_bot.rescore.ab12"
+    assert tags.stage_reached("staging") == "mlops_bot.stage.staging.reached"
+    assert tags.approval_tag("production") == "mlops_bot.approval.production"
+    assert tags.move_tag("production", 1765000000000) == "mlops_bot.moved.production.1765000000000"
     assert tags.alias_tag("champion") == "mlops-bot.alias.champion"
     assert tags.alias_of_tag("mlops-bot.alias.champion") == "champion" and tags.alias_of_tag("other") is None
 

@@ -17,7 +17,7 @@ from jsonschema import Draft202012Validator, FormatChecker
 
 CONTRACTS = Path(__file__).resolve().parent.parent / "contracts"
 FILES = ("github-rest-subset.json", "github-rest-users.json")
-_INTEGER_PARAMS = {"issue_number", "comment_id", "pull_number", "check_run_id", "deployment_id"}
+_INTEGER_PARAMS = {"issue_number", "comment_id", "pull_number", "check_run_id", "deployment_id", "run_id"}
 
 
 class Contract:

@@ -1,10 +1,12 @@
-"""A local GitHub REST API for tests: real state (comments, statuses, check runs, pull requests), Link-header
+"""A local GitHub REST API for tests: real state (comments, statuses, check runs, pull requests; issues, reviews,
+collaborators and run approvals in github_governance; workflow runs and their re-runs in github_runs), Link-header
 pagination, scripted faults, and a contract check of EVERY request (path parameters, query, body) and EVERY
 response against tests/contracts/ (GitHub's own OpenAPI description, see the LICENSE file there).
 
 It serves under /api/v3, as GitHub Enterprise Server does, so the bot must honour GITHUB_API_URL's path.
 Accounts are tokens: a user token may read GET /user; an installation token (GITHUB_TOKEN) may not, as on
-GitHub; a read-only token gets 403 on every write; an expired one gets 401.
+GitHub; a read-only token gets 403 on every write; an expired one gets 401; `denied` names operations the token
+lacks the permission for (403, as a job whose `permissions:` leave out e.g. `actions: read`).
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from urllib.parse import urlencode
 
 from tests.servers.contract import CONTRACT, build
 from tests.servers.fakehttp import Answer, FakeServer, Seen, page_of
+from tests.servers.github_governance import Governance
+from tests.servers.github_runs import Runs
 
 PREFIX = "/api/v3"
 DOCS = "https://docs.github.com/rest"
@@ -30,6 +34,7 @@ class Account:
     kind: str = "user"  # user | installation
     write: bool = True
     expired: bool = False
+    denied: frozenset[str] = frozenset()  # operationIds answered 403
 
     @property
     def type(self) -> str:
@@ -40,12 +45,13 @@ def error(status: int, message: str, **extra: Any) -> Answer:
     return Answer(status, {"message": message, "documentation_url": DOCS, **extra})
 
 
-class GitHubServer(FakeServer):
+class GitHubServer(FakeServer, Governance, Runs):
     def __init__(self, repository: str = "Codertocat/Hello-World") -> None:
         super().__init__()
         self.repository = repository
         self.accounts: dict[str, Account] = {}
-        self.pulls: dict[int, dict[str, Any]] = {}
+        self._init_governance()
+        self._init_runs()
         self.comments: dict[int, dict[str, Any]] = {}
         self.statuses: list[dict[str, Any]] = []
         self.check_runs: list[dict[str, Any]] = []
@@ -58,13 +64,10 @@ class GitHubServer(FakeServer):
         return self.origin + PREFIX
 
     def add_account(self, token: str, login: str, kind: str = "user", write: bool = True,
-                    expired: bool = False) -> Account:
-        self.accounts[token] = Account(login, kind, write, expired)
+                    expired: bool = False, denied: tuple[str, ...] = ()) -> Account:
+        self.accounts[token] = Account(login, kind, write, expired, frozenset(denied))
+        self.users.add(login)
         return self.accounts[token]
-
-    def add_pull(self, number: int, head_sha: str, head_ref: str = "changes", base_ref: str = "master") -> None:
-        self.pulls[number] = {"number": number, "head_sha": head_sha, "head_ref": head_ref, "base_ref": base_ref,
-                              "state": "open", "title": f"PR {number}", "body": ""}
 
     def add_comment(self, number: int, body: str, login: str) -> int:
         with self.lock:
@@ -120,7 +123,7 @@ class GitHubServer(FakeServer):
         fault = self.take_fault(operation)
         if fault is not None:
             return fault
-        if seen.method in _WRITES and not account.write:
+        if (seen.method in _WRITES and not account.write) or operation in account.denied:
             return error(403, NOT_ACCESSIBLE)
         handler = getattr(self, "_" + operation.replace("/", "_").replace("-", "_"), None)
         if handler is None:
@@ -140,14 +143,14 @@ class GitHubServer(FakeServer):
 
     def _issues_list_comments(self, seen: Seen, params: dict[str, str], account: Account) -> Answer:
         number = int(params["issue_number"])
-        if number not in self.pulls:
+        if not self.is_discussion(number):
             return error(404, "Not Found")
         items, page, _, last = page_of(self.comments_on(number), seen.query, default_per_page=30)
         return Answer(200, [self._comment(c) for c in items], self._links(seen, page, last))
 
     def _issues_create_comment(self, seen: Seen, params: dict[str, str], account: Account) -> Answer:
         number = int(params["issue_number"])
-        if number not in self.pulls:
+        if not self.is_discussion(number):
             return error(404, "Not Found")
         body = str(seen.body.get("body", "")) if isinstance(seen.body, dict) else ""
         if len(body) > 65_536:
@@ -267,21 +270,13 @@ class GitHubServer(FakeServer):
 
     def _comment(self, c: dict[str, Any]) -> dict[str, Any]:
         schema = CONTRACT.response_schema("issues/get-comment", 200)
+        kind = "pull" if c["issue"] in self.pulls else "issues"
         return build(schema, {
             "id": c["id"], "node_id": f"IC_{c['id']}", "body": c["body"], "user": self._user(c["login"]),
             "url": f"{self.api_url}/repos/{self.repository}/issues/comments/{c['id']}",
-            "html_url": f"{self.origin}/{self.repository}/pull/{c['issue']}#issuecomment-{c['id']}",
+            "html_url": f"{self.origin}/{self.repository}/{kind}/{c['issue']}#issuecomment-{c['id']}",
             "issue_url": f"{self.api_url}/repos/{self.repository}/issues/{c['issue']}",
             "created_at": c["created_at"], "updated_at": c["updated_at"], "author_association": "NONE"})
-
-    def _pull(self, p: dict[str, Any], operation: str, status: int) -> dict[str, Any]:
-        schema = CONTRACT.response_schema(operation, status)
-        schema = schema.get("items", schema)
-        return build(schema, {
-            "number": p["number"], "id": p["number"], "state": p["state"], "title": p["title"], "body": p["body"],
-            "url": f"{self.api_url}/repos/{self.repository}/pulls/{p['number']}",
-            "html_url": f"{self.origin}/{self.repository}/pull/{p['number']}",
-            "head": {"ref": p["head_ref"], "sha": p["head_sha"]}, "base": {"ref": p["base_ref"]}})
 
     def _links(self, seen: Seen, page: int, last: int) -> dict[str, str]:
         def url(n: int) -> str:

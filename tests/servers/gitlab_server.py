@@ -1,6 +1,7 @@
 """A local GitLab REST API (v4) for tests, shaped from GitLab's API docs: merge request notes with GitLab's
 pagination headers (X-Page, X-Per-Page, X-Next-Page, X-Prev-Page, X-Total, X-Total-Pages and Link), commit
-statuses, pipelines (create and trigger), merge requests and GET /user; scripted faults like the GitHub one.
+statuses, pipelines (create and trigger), merge requests and GET /user; users, members and approvals in
+gitlab_governance; scripted faults like the GitHub one.
 
 Every request is checked: a known route, PRIVATE-TOKEN or JOB-TOKEN authentication, the documented parameters
 (required ones present, no unknown ones, enums respected); a failed check is recorded as a violation.
@@ -16,6 +17,8 @@ from typing import Any
 from urllib.parse import unquote, urlencode
 
 from tests.servers.fakehttp import Answer, FakeServer, Seen, page_of
+from tests.servers.gitlab_governance import ROUTES as GOVERNANCE_ROUTES
+from tests.servers.gitlab_governance import Governance
 
 PREFIX = "/api/v4"
 STATUS_STATES = ("pending", "running", "success", "failed", "canceled", "skipped")
@@ -44,6 +47,7 @@ _ROUTES: list[tuple[str, str, str, tuple[str, ...], tuple[str, ...] | None, tupl
     ("mrs.create", "POST", r"/projects/(?P<project>[^/]+)/merge_requests",
      ("source_branch", "target_branch", "title"), ("description", "remove_source_branch", "labels"), ()),
     ("mrs.get", "GET", r"/projects/(?P<project>[^/]+)/merge_requests/(?P<iid>\d+)", (), (), ()),
+    *GOVERNANCE_ROUTES,
     ("mrs.list", "GET", r"/projects/(?P<project>[^/]+)/merge_requests", (), (),
      ("source_branch", "target_branch", "state", "page", "per_page", "pagination")),
 ]
@@ -58,14 +62,13 @@ class Account:
     expired: bool = False
 
 
-class GitLabServer(FakeServer):
+class GitLabServer(FakeServer, Governance):
     def __init__(self, project_path: str = "group/project", project_id: int = 42) -> None:
         super().__init__()
         self.project_path, self.project_id = project_path, project_id
         self.accounts: dict[str, Account] = {}
-        self.merge_requests: dict[int, dict[str, Any]] = {}
+        self._init_governance()
         self.notes: dict[int, dict[str, Any]] = {}
-        self.versions: dict[int, list[dict[str, Any]]] = {}
         self.statuses: list[dict[str, Any]] = []
         self.pipelines: list[dict[str, Any]] = []
         self._ids = itertools.count(501)
@@ -77,22 +80,6 @@ class GitLabServer(FakeServer):
     def add_account(self, token: str, username: str, job_token: bool = False, write: bool = True,
                     expired: bool = False) -> None:
         self.accounts[token] = Account(username, job_token, write, expired)
-
-    def add_merge_request(self, iid: int, source: str = "feature", target: str = "main", sha: str = "b" * 40
-                          ) -> None:
-        self.merge_requests[iid] = {"iid": iid, "source_branch": source, "target_branch": target, "state": "opened",
-                                    "title": f"MR {iid}", "description": "", "sha": sha}
-        self.versions[iid] = []
-        self.push(iid, sha)
-
-    def push(self, iid: int, sha: str) -> None:
-        """A push to the MR's source branch: `sha` is its head and a new diff version records it."""
-        with self.lock:
-            self.merge_requests[iid]["sha"] = sha
-            self.versions[iid].append({"id": next(self._ids), "head_commit_sha": sha, "base_commit_sha": "a" * 40,
-                                       "start_commit_sha": "a" * 40, "created_at": "2024-01-01T00:00:00.000Z",
-                                       "merge_request_id": 9000 + iid, "state": "collected", "real_size": "1",
-                                       "patch_id_sha": "c" * 40})
 
     def add_status(self, sha: str, name: str, target_url: str, username: str = "project_42_bot_1") -> None:
         """A status some earlier run (or anybody with the Developer role) set on `sha`."""
@@ -257,10 +244,6 @@ class GitLabServer(FakeServer):
         self.add_merge_request(iid, str(fields["source_branch"]), str(fields["target_branch"]))
         return Answer(201, self._mr(self.merge_requests[iid]))
 
-    def _mrs_get(self, seen: Seen, params: dict[str, str], account: Account) -> Answer:
-        mr = self.merge_requests.get(int(params["iid"]))
-        return Answer(200, self._mr(mr)) if mr else Answer(404, {"message": "404 Not found"})
-
     def _mrs_list(self, seen: Seen, params: dict[str, str], account: Account) -> Answer:
         want = {k: v[0] for k, v in seen.query.items() if k in ("source_branch", "target_branch", "state")}
         found = [mr for _, mr in sorted(self.merge_requests.items()) if all(mr.get(k) == v for k, v in want.items())]
@@ -270,7 +253,7 @@ class GitLabServer(FakeServer):
     # rendering
 
     def _author(self, username: str) -> dict[str, Any]:
-        return {"id": abs(hash(username)) % 10**6, "username": username, "name": username, "state": "active",
+        return {"id": self.user_id(username), "username": username, "name": username, "state": "active",
                 "avatar_url": None, "web_url": f"{self.origin}/{username}"}
 
     def _note(self, n: dict[str, Any]) -> dict[str, Any]:
@@ -279,10 +262,6 @@ class GitLabServer(FakeServer):
                 "system": n["system"], "noteable_id": n["iid"], "noteable_type": "MergeRequest",
                 "noteable_iid": n["iid"], "project_id": self.project_id, "resolvable": False, "confidential": False,
                 "internal": False}
-
-    def _mr(self, mr: dict[str, Any]) -> dict[str, Any]:
-        return {**mr, "id": 9000 + mr["iid"], "project_id": self.project_id,
-                "web_url": f"{self.origin}/{self.project_path}/-/merge_requests/{mr['iid']}"}
 
     def _pipeline(self, fields: dict[str, Any], source: str) -> dict[str, Any]:
         pipeline_id = next(self._ids)
