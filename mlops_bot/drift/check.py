@@ -1,5 +1,9 @@
 """The drift check: every feature of the reference and current tables tested as monitor: says, the findings that
 are not a test (missing columns, new categories, null-rate changes, a column that changed kind) and the verdict.
+
+A missing column is a finding only for a feature monitor.features names. Without that list the features are the
+columns both tables hold, and a column of the reference alone (the training data's label, a row id) is listed as
+not compared: nothing tells it from a feature, and a serving batch never holds the label.
 """
 
 from __future__ import annotations
@@ -26,15 +30,17 @@ def check(reference: Any, current: Any, monitor: Monitor) -> DriftResult:
                         f"{_names(reference.columns)}, the current data {_names(current.columns)}; "
                         "set monitor.features to the columns to compare")
     findings: list[Finding] = []
-    if monitor.features:
+    not_compared: tuple[str, ...] = ()
+    if monitor.features:  # the model's features, named: one missing on either side is a finding
         for side in (reference, current):
             findings += [Finding("missing_column", f, f"{shown(f)} is listed in monitor.features but not in the "
                                  f"{side.label} data", side.label) for f in monitor.features
                          if f not in side.columns]
         features = [f for f in monitor.features if f in shared]
     else:
-        findings += [Finding("missing_column", f, f"{shown(f)} is in the reference data but not in the current data",
-                             "current") for f in reference.columns if f not in current.columns]
+        # Unnamed, the features are the shared columns. The reference is the training data: its label and ids are
+        # never in a batch the model is served, so a column it alone holds is noted, not a finding.
+        not_compared = tuple(c for c in reference.columns if c not in current.columns)
         features = shared
     results = []
     for name in features:
@@ -53,7 +59,7 @@ def check(reference: Any, current: Any, monitor: Monitor) -> DriftResult:
     else:
         drifted = drifted_count >= (monitor.min_features or 1)
     return DriftResult(reference=TableInfo.of(reference), current=TableInfo.of(current), features=tuple(results),
-                       findings=tuple(findings), drifted=drifted, rule=_rule(monitor))
+                       findings=tuple(findings), drifted=drifted, rule=_rule(monitor), not_compared=not_compared)
 
 
 def _feature(reference: Any, current: Any, name: str, monitor: Monitor) -> tuple[FeatureResult, list[Finding]]:

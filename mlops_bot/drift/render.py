@@ -14,6 +14,7 @@ from .result import DriftResult, FeatureResult, TableInfo
 from .stats import TestResult
 
 CHARTS_SHOWN = 3  # charts beyond these are folded, so a wide drift does not bury the table
+NOT_COMPARED_SHOWN = 10
 
 
 def render_markdown(result: DriftResult, title: str) -> str:
@@ -21,6 +22,8 @@ def render_markdown(result: DriftResult, title: str) -> str:
     findings = [f for f in result.findings if f.kind != "feature_drift"]
     if findings:
         parts.append("**Findings**\n\n" + "\n".join(f"- {paragraph(f.description)}" for f in findings))
+    if result.not_compared:
+        parts.append(_not_compared(result.not_compared))
     charts = [c for f in result.drifted_features if (c := _chart(f))]
     if charts:
         parts.append("\n\n".join(charts[:CHARTS_SHOWN]))
@@ -58,6 +61,14 @@ def _table(result: DriftResult) -> str:
         mark = "**yes**" if feature.drifted else "no"
         lines.append(f"| {code(feature.name, table=True)} | {escape(feature.kind)} | {empty} | {tests} | {mark} |")
     return "\n".join(lines)
+
+
+def _not_compared(columns: tuple[str, ...]) -> str:
+    listed = ", ".join(code(c) for c in columns[:NOT_COMPARED_SHOWN])
+    more = f" and {len(columns) - NOT_COMPARED_SHOWN} more" if len(columns) > NOT_COMPARED_SHOWN else ""
+    return (f"<sub>Not compared, in the reference data only: {listed}{more} (a label or an id, or a feature the "
+            "current data lacks: name the model's features in `monitor.features` to have a missing one reported)."
+            "</sub>")
 
 
 def _test(test: TestResult) -> str:

@@ -66,6 +66,7 @@ class DriftResult:
     findings: tuple[Finding, ...]
     drifted: bool
     rule: str  # the dataset rule in words ("at least 1 feature drifts")
+    not_compared: tuple[str, ...] = ()  # columns of the reference alone, monitor.features unset: no finding
 
     @property
     def drifted_features(self) -> tuple[FeatureResult, ...]:
@@ -78,7 +79,10 @@ class DriftResult:
         # that did not drift would change the signature from one batch to the next
         crossed = sorted(f.name for f in self.features if f.drifted and not f.changed)
         changed = sorted([f.name, f.kind] for f in self.features if f.changed)
-        structural = sorted([x.kind, x.feature, x.detail] for x in self.findings if x.kind in STRUCTURAL)
+        # a column the batch lacks stays part of what drifted, found or only noted, as it was when every one was a
+        # finding: a batch that loses one more column is another drift, and earlier finding ids hold
+        structural = sorted([[x.kind, x.feature, x.detail] for x in self.findings if x.kind in STRUCTURAL]
+                            + [["missing_column", c, "current"] for c in self.not_compared])
         text = json.dumps({"crossed": crossed, "changed": changed, "findings": structural}, sort_keys=True)
         return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
@@ -111,6 +115,7 @@ class DriftResult:
             "features": [_feature(f) for f in self.features],
             "findings": [{"kind": x.kind, "feature": x.feature, "description": x.description, "detail": x.detail}
                          for x in self.findings],
+            "not_compared": list(self.not_compared),
         }
 
     def to_json(self) -> str:

@@ -16,8 +16,9 @@ uses. `rule_handler` hands the table to events/rules.py; `run_held_rules` is CI 
   or CI_SERVER_URL, CI_PROJECT_ID and CI_PROJECT_PATH, and the forge's token variable. Mind loops: in CI, a
   rule retraining on run.finished starts the pipeline that finishes another run; narrow it with `where:`.
   A drift.detected event starts one pipeline per drift finding and champion version: the finding's id is
-  recorded on the champion version (tag mlops_bot.drift.retrained) once the pipeline was started, and read
-  first, so a scheduled check on a fresh runner that sees the same drift again starts nothing.
+  added to the champion version's list (tag mlops_bot.drift.retrained, a JSON list of the last 20 ids) once
+  the pipeline was started, and read first, so a scheduled check on a fresh runner that sees the same drift
+  again, even after another one, starts nothing.
 - open_pr: a drift finding as a pull/merge request with a record in git and the report as its description
   (flows/open_pr.py).
 - chatops: a `/mlops-bot ...` comment (github.issue_comment, gitlab.note) checked, done and answered as
@@ -161,7 +162,8 @@ def retrain(project: Project, event: Event) -> bool:
     drift = (finding, version) if finding is not None and version is not None else None
     if drift and not _ours(project, event):
         return True
-    if drift and _retrained_for(project, drift[1]) == drift[0]:
+    retrained = _retrained_for(project, drift[1]) if drift else []
+    if drift and drift[0] in retrained:
         log(f"mlops-bot: drift finding {finding} of v{version} started a retraining already; not starting another.")
         return True
     forge = job_forge(project, "an `on:` rule asked to retrain")
@@ -174,7 +176,8 @@ def retrain(project: Project, event: Event) -> bool:
     if drift:  # recorded once the pipeline started: a failure before it leaves the finding to act on again
         from ..registry import tags
 
-        project.registry.set_model_version_tag(project.config.model.name, drift[1], tags.DRIFT_RETRAINED, drift[0])
+        project.registry.set_model_version_tag(project.config.model.name, drift[1], tags.DRIFT_RETRAINED,
+                                               retrained_value(retrained, drift[0]))
     return True
 
 
@@ -204,11 +207,41 @@ def read_ci(project: Project) -> CIContext:
     return ci if ci.in_ci else read_forge_context(project.env, reason="an `on:` rule asked to retrain")
 
 
-def _retrained_for(project: Project, version: str) -> str | None:
-    """The drift finding whose retraining was started for this version of the model, if any."""
+RETRAINED_KEPT = 20  # finding ids remembered per version: drift that comes back after 20 others retrains again
+
+
+def _retrained_for(project: Project, version: str) -> list[str]:
+    """The drift findings whose retraining was started for this version of the model, oldest first."""
     from ..registry import tags
 
-    return project.registry.get_model_version(project.config.model.name, version).tags.get(tags.DRIFT_RETRAINED)
+    value = project.registry.get_model_version(project.config.model.name, version).tags.get(tags.DRIFT_RETRAINED)
+    return retrained_ids(value)
+
+
+def retrained_ids(value: str | None) -> list[str]:
+    """The tag's JSON list of finding ids; a value of an older bot (one bare id) is a list of one."""
+    if not value:
+        return []
+    try:
+        ids = json.loads(value)
+    except ValueError:
+        return [value]
+    if isinstance(ids, list) and all(isinstance(i, str) for i in ids):
+        return ids
+    return [value]
+
+
+def retrained_value(seen: list[str], finding: str) -> str:
+    """The tag value with `finding` added last: the last RETRAINED_KEPT ids, within MLflow's tag value limit."""
+    from ..lifecycle.history import TAG_VALUE_LIMIT
+
+    kept = [i for i in seen if i != finding][-(RETRAINED_KEPT - 1):]
+    ids = [*kept, finding]
+    value = json.dumps(ids, separators=(",", ":"))
+    while len(value) > TAG_VALUE_LIMIT and len(ids) > 1:  # long ids from elsewhere: the oldest go first
+        ids = ids[1:]
+        value = json.dumps(ids, separators=(",", ":"))
+    return value
 
 
 ACTIONS: dict[str, Action] = {"deploy": deploy, "promote": promote, "compare": compare, "gate": gate,

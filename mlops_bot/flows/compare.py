@@ -26,7 +26,7 @@ from ..decide.verdict import decide
 from ..errors import EXIT_NEGATIVE, EXIT_OK, UsageError
 from ..events.bus import emit
 from ..events.event import model_subject
-from ..lifecycle.champion import challenger_from_run, earlier_champions, latest_run_id, resolve_champion, shown
+from ..lifecycle.champion import challenger_from_run, champion_and_run, earlier_champions, latest_run_id, shown
 from ..lifecycle.rescore import rescore
 from ..metrics.files import read_metrics
 from ..registry.base import Registry
@@ -107,7 +107,8 @@ def compare_registry(config: Config, registry: Registry, run_id: str | None,
 def judge(config: Config, registry: Registry, challenger: Challenger, predictions: Predictions = Predictions(),
           now: datetime | None = None) -> Decision:
     """`challenger` against the registered champion (rescored on today's data when ml.yaml says so)."""
-    champion = resolve_champion(registry, config.model.name, config.compare.champion.alias)
+    found = champion_and_run(registry, config.model.name, config.compare.champion.alias)
+    champion, champion_run = found if found else (None, None)  # its run read once, handed to the rescoring
     experiment = challenger.lineage.get("experiment")  # where earlier champions' runs usually are too
     history = earlier_champions(registry, config.model.name, config.report.history, champion,
                                 [experiment] if experiment else [])
@@ -115,7 +116,7 @@ def judge(config: Config, registry: Registry, challenger: Challenger, prediction
     workdir = None
     try:
         if champion is not None and config.compare.rescore_champion:
-            rescored = rescore(config, registry, champion)
+            rescored = rescore(config, registry, champion, champion_run)
             champion, workdir = rescored.champion, rescored.workdir
             champion_predictions = champion_predictions or rescored.predictions
         tested = run_tests(config.compare, champion, predictions.challenger, champion_predictions)

@@ -39,6 +39,7 @@ from .github_governance import GitHubGovernance
 SERVICE = "GitHub"
 ACTIONS_BOT = "github-actions[bot]"  # the author of everything written with a workflow's GITHUB_TOKEN
 TokenKind = Literal["installation", "user", "unknown"]
+STATUS_PAGES = 10  # a commit's combined status read up to 1000 contexts deep; past that the comments are scanned
 _COMMENT_URL = re.compile(r"/pull/(?P<number>\d+)#issuecomment-(?P<id>\d+)\Z")  # a comment's html_url
 
 
@@ -97,17 +98,13 @@ class GitHubForge(GitHubGovernance):
 
     def _remembered(self, issue: Issue, number: int, marker: str, ref: StatusRef) -> IssueComment | None:
         """The comment the bot's earlier status names (its target_url), if it is the bot's own report on this
-        pull request; None sends the caller to the full scan. Two reads, whatever the number of comments."""
+        pull request; None sends the caller to the full scan. Two reads, whatever the number of comments (one
+        more per 100 status contexts the commit has before the bot's)."""
         sha = ref.previous or ref.sha
         if not sha:
             return None
-        url = f"{self._repo.url}/commits/{sha}/status"
         with absent():
-            with self._translate(url, f"read the statuses of {sha[:12]}"):
-                _, data = self._gh.requester.requestJsonAndCheck("GET", url, parameters={"per_page": 100})
-            target = next((str(s.get("target_url") or "") for s in data.get("statuses") or []
-                           if isinstance(s, dict) and s.get("context") == ref.label), "")
-            found = _COMMENT_URL.search(target)
+            found = _COMMENT_URL.search(self._status_target(sha, ref.label))
             if found is None or int(found["number"]) != number:
                 return None
             comment = issue.get_comment(int(found["id"]))
@@ -117,6 +114,23 @@ class GitHubForge(GitHubGovernance):
                         and has_marker(comment.body or "", marker) and self._is_mine(comment.user.login))
             return comment if ours else None
         return None  # the status, its commit or the comment is gone, or the token may not read them
+
+    def _status_target(self, sha: str, label: str) -> str:
+        """The target_url of the commit's latest status named `label` ("" when none): the combined status pages
+        by contexts (100 a page, total_count of them), read until the label is found, up to STATUS_PAGES."""
+        url = f"{self._repo.url}/commits/{sha}/status"
+        for page in range(1, STATUS_PAGES + 1):
+            with self._translate(url, f"read the statuses of {sha[:12]} (page {page})"):
+                _, data = self._gh.requester.requestJsonAndCheck("GET", url, parameters={"per_page": 100,
+                                                                                         "page": page})
+            statuses = [s for s in data.get("statuses") or [] if isinstance(s, dict)]
+            target = next((str(s.get("target_url") or "") for s in statuses if s.get("context") == label), None)
+            if target is not None:
+                return target
+            total = data.get("total_count")
+            if len(statuses) < 100 or (isinstance(total, int) and page * 100 >= total):
+                break
+        return ""
 
     def _pr_number(self) -> int:
         if self._number is None:

@@ -35,6 +35,13 @@ _LINEAGE_TAGS = {
 def resolve_champion(registry: Registry, model: str, alias: str) -> Champion | None:
     """The version behind `alias` with its run's metrics and params; None when no champion exists yet (the
     alias is not set, or the model was never registered)."""
+    found = champion_and_run(registry, model, alias)
+    return found[0] if found else None
+
+
+def champion_and_run(registry: Registry, model: str, alias: str) -> tuple[Champion, Run | None] | None:
+    """resolve_champion with the champion's run as read (None for a version without one), for a caller that
+    needs more of it (lifecycle/rescore.py: its tags) without reading it again."""
     try:
         version = registry.get_version_by_alias(model, alias)
     except NotFound:
@@ -48,7 +55,7 @@ def resolve_champion(registry: Registry, model: str, alias: str) -> Champion | N
         metrics=dict(run.metrics) if run else {},
         params=shown(run.params) if run else {},
         source=f"models:/{model}@{alias}",
-    )
+    ), run
 
 
 def earlier_champions(registry: Registry, model: str, limit: int, current: Champion | None,

@@ -26,7 +26,7 @@ from ..metrics.files import read_metrics
 from ..pipeline.runner import run_step
 from ..pipeline.tracking import MODEL_ARTIFACT
 from ..registry import tags
-from ..registry.base import Registry
+from ..registry.base import Registry, Run
 from ..support.environment import child_environment
 from ..support.paths import overlaps
 from . import rescore_record as record
@@ -64,14 +64,16 @@ def _guarded(root: Path, files: list[str]) -> Iterator[None]:
                 (root / name).write_bytes(data)
 
 
-def rescore(config: Config, registry: Registry, champion: Champion) -> Rescored:
+def rescore(config: Config, registry: Registry, champion: Champion, run: Run | None = None) -> Rescored:
     """The champion's metrics (and predictions) on today's evaluation inputs: read from the record an earlier
-    check left on its run for the same inputs (lifecycle/rescore_record.py), else evaluated now and recorded."""
+    check left on its run for the same inputs (lifecycle/rescore_record.py), else evaluated now and recorded.
+    `run` is the champion's run when the caller read it already (lifecycle/champion.py): it is not read again."""
     if not champion.run_id:
         raise DataError(f"the champion {champion.label} has no tracking run, so its model cannot be rescored; "
                         "set compare.rescore_champion: false.")
     step = scoring_step(config)
-    run = registry.get_run(champion.run_id)
+    if run is None or run.run_id != champion.run_id:
+        run = registry.get_run(champion.run_id)
     workdir = Path(tempfile.mkdtemp(prefix="mlops-bot-rescore-"))
     try:
         digest = run.tags.get(tags.MODEL_DIGEST, "")

@@ -56,11 +56,15 @@ def test_new_categories_and_null_rate_changes_are_findings() -> None:
     assert result.metrics()["drift.null_rate.income"] == pytest.approx(0.2)
 
 
-def test_missing_columns_are_findings_and_no_shared_column_is_an_error() -> None:
+def test_missing_features_are_findings_and_no_shared_column_is_an_error() -> None:
     reference = batch(1, "reference")
     current = table("current", age=reference.columns["age"], colour=list(reference.columns["colour"]))
-    result = check(reference, current, monitor())
-    assert [(f.kind, f.feature, f.detail) for f in result.findings] == [("missing_column", "income", "current")]
+    result = check(reference, current, monitor())  # no feature named: a column of the reference alone is noted
+    assert result.findings == () and result.not_compared == ("income",)
+    assert [f.name for f in result.features] == ["age", "colour"]
+    named = check(reference, current, monitor(features=("age", "income")))
+    assert [(f.kind, f.feature, f.detail) for f in named.findings] == [("missing_column", "income", "current")]
+    assert named.not_compared == ()
     listed = check(reference, current, monitor(features=("age", "ghost")))
     assert {(f.feature, f.detail) for f in listed.findings} == {("ghost", "reference"), ("ghost", "current")}
     assert [f.name for f in listed.features] == ["age"]

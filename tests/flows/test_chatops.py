@@ -62,6 +62,9 @@ def test_a_maintainers_approval_is_recorded_on_the_version_and_in_the_audit_log_
         chatops: Chat, project: Config, github: GitHubServer) -> None:
     first = chatops("Looks good.\n/mlops-bot approve v2 production")
     assert first.code == 0 and first.result["outcome"] == "done" and first.result["allowed"] is True
+    # the role and the pull request read through the API, then one reply: the only write to GitHub
+    assert [s.operation for s in github.seen] == ["repos/get-collaborator-permission-level", "issues/get",
+                                                  "pulls/get", "issues/create-comment"]
     approval = approval_of(project.root, "2", "production")
     assert approval is not None
     assert (approval["by"], approval["via"], approval["role"]) == (MAINTAINER, "comment", "maintain")

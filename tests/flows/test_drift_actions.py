@@ -14,7 +14,7 @@ import pytest
 from mlops_bot.config.model import Config
 from mlops_bot.deploy.gitrepo import token_config
 from mlops_bot.events.event import Event
-from mlops_bot.flows.actions import rule_handler
+from mlops_bot.flows.actions import RETRAINED_KEPT, retrained_ids, retrained_value, rule_handler
 from mlops_bot.flows.open_pr import RECORD, report_body
 from mlops_bot.forges.base import COMMENT_LIMIT
 from mlops_bot.registry import tags
@@ -173,14 +173,58 @@ def test_retrain_starts_one_pipeline_per_drift_finding(champion: tuple[Config, L
     handler = rule_handler(config, github_env(github))
     handler(drift(FINDING_A, version))
     assert github.dispatches == [{"workflow": "promote.yml", "ref": "main", "inputs": {}}]
-    assert registry.get_model_version("demo", version).tags[tags.DRIFT_RETRAINED] == FINDING_A
+    assert retrained(registry, version) == [FINDING_A]
     handler(drift(FINDING_A, version))  # the same drift, on a fresh runner: the tag says it was acted on
     assert len(github.dispatches) == 1
     handler(drift(FINDING_B, version))
     assert len(github.dispatches) == 2
-    assert registry.get_model_version("demo", version).tags[tags.DRIFT_RETRAINED] == FINDING_B
+    assert retrained(registry, version) == [FINDING_A, FINDING_B]
     handler(Event("model_version.tag_set", "models/demo/versions/1", {"model": "demo"}))  # no rule for it
     assert len(github.dispatches) == 2
+
+
+def retrained(registry: LocalRegistry, version: str) -> list[str]:
+    return list(json.loads(registry.get_model_version("demo", version).tags[tags.DRIFT_RETRAINED]))
+
+
+def test_a_finding_that_comes_back_after_another_is_not_retrained_again(
+        champion: tuple[Config, LocalRegistry, str], github: GitHubServer) -> None:
+    config, registry, version = champion
+    handler = rule_handler(config, github_env(github))
+    for finding in (FINDING_A, FINDING_B, FINDING_A, FINDING_B):
+        handler(drift(finding, version))
+    assert len(github.dispatches) == 2
+    assert retrained(registry, version) == [FINDING_A, FINDING_B]
+
+
+def test_a_single_id_recorded_by_an_older_bot_still_counts(champion: tuple[Config, LocalRegistry, str],
+                                                          github: GitHubServer) -> None:
+    config, registry, version = champion
+    registry.set_model_version_tag("demo", version, tags.DRIFT_RETRAINED, FINDING_A)  # the old format: one bare id
+    handler = rule_handler(config, github_env(github))
+    handler(drift(FINDING_A, version))
+    assert github.dispatches == []
+    handler(drift(FINDING_B, version))
+    handler(drift(FINDING_A, version))
+    assert len(github.dispatches) == 1 and retrained(registry, version) == [FINDING_A, FINDING_B]
+
+
+def test_the_retrained_list_keeps_the_last_ids_within_the_tag_limit(
+        champion: tuple[Config, LocalRegistry, str], github: GitHubServer) -> None:
+    config, registry, version = champion
+    handler = rule_handler(config, github_env(github))
+    findings = [f"{n:032x}" for n in range(RETRAINED_KEPT + 3)]
+    for finding in findings:
+        handler(drift(finding, version))
+    assert len(github.dispatches) == len(findings)
+    assert retrained(registry, version) == findings[-RETRAINED_KEPT:]
+    handler(drift(findings[0], version))  # forgotten after 20 others: retrained again
+    assert len(github.dispatches) == len(findings) + 1
+    assert retrained(registry, version)[-1] == findings[0]
+    long_ids = ["x" * 900 + str(n) for n in range(8)]  # ids from elsewhere, longer than the bot's digests
+    value = retrained_value(long_ids[:-1], long_ids[-1])
+    assert len(value) <= 5000 and json.loads(value)[-1] == long_ids[-1] and json.loads(value)[0] != long_ids[0]
+    assert retrained_ids("not json, an old id") == ["not json, an old id"] and retrained_ids('{"a": 1}') == ['{"a": 1}']
 
 
 def test_retrain_on_gitlab_starts_one_pipeline_per_finding(champion: tuple[Config, LocalRegistry, str],

@@ -8,7 +8,7 @@ import pytest
 
 from mlops_bot.errors import AuthError, InvalidParameter, NotFound, RemoteError, UsageError
 from mlops_bot.forges.base import PermissionDenied, StatusRef
-from mlops_bot.forges.github import GitHubForge, GitHubSettings
+from mlops_bot.forges.github import STATUS_PAGES, GitHubForge, GitHubSettings
 from tests.helpers.ci_env import APP_TOKEN, HEAD_SHA, REPO, USER_TOKEN
 from tests.servers.github_server import SECONDARY_LIMIT, GitHubServer
 
@@ -226,3 +226,31 @@ def test_no_status_falls_back_on_the_scan(github: GitHubServer) -> None:
     assert (result.action, result.id) == ("updated", str(own))
     assert len(github.calls("repos/get-combined-status-for-ref")) == 1
     assert len(github.calls("issues/list-comments")) == 2
+
+
+def test_the_remembered_status_is_found_past_the_first_page_of_contexts(github: GitHubServer) -> None:
+    own = github.add_comment(2, body("old"), "github-actions[bot]")
+    ref = remember(github, own)
+    for i in range(250):  # other checks set later: newer contexts come first, the bot's on the third page
+        github.add_status(PREVIOUS, f"ci/check-{i}", f"https://ci.example/{i}")
+    result = forge(github).upsert_comment(MARKER, body("new"), remembered=ref)
+    assert (result.action, result.id) == ("updated", str(own)) and github.comments[own]["body"] == body("new")
+    pages = github.calls("repos/get-combined-status-for-ref")
+    assert [(p.query["per_page"], p.query["page"]) for p in pages] == [(["100"], [str(n)]) for n in (1, 2, 3)]
+    assert github.calls("issues/list-comments") == []
+
+
+def test_the_contexts_are_read_until_total_count_and_at_most_status_pages(github: GitHubServer) -> None:
+    own = github.add_comment(2, body("old"), "github-actions[bot]")
+    ref = StatusRef(LABEL, HEAD_SHA, PREVIOUS)
+    for i in range(200):  # exactly two full pages and no status of the bot's
+        github.add_status(PREVIOUS, f"ci/check-{i}", f"https://ci.example/{i}")
+    assert forge(github).upsert_comment(MARKER, body("new"), remembered=ref).id == str(own)
+    assert len(github.calls("repos/get-combined-status-for-ref")) == 2  # total_count says there is no third
+    github.add_status(PREVIOUS, LABEL, f"{github.origin}/{REPO}/pull/2#issuecomment-{own}")
+    for i in range(STATUS_PAGES * 100):  # the bot's status buried deeper than the pages read: the scan finds it
+        github.add_status(PREVIOUS, f"ci/more-{i}", f"https://ci.example/more/{i}")
+    before = len(github.calls("repos/get-combined-status-for-ref")), len(github.calls("issues/list-comments"))
+    assert forge(github).upsert_comment(MARKER, body("newer"), remembered=ref).id == str(own)
+    after = len(github.calls("repos/get-combined-status-for-ref")), len(github.calls("issues/list-comments"))
+    assert (after[0] - before[0], after[1] - before[1]) == (STATUS_PAGES, 1)
