@@ -24,6 +24,7 @@ from .model import (
     Stage,
     Step,
     Tracking,
+    Verify,
     as_tuple,
     file_digest,
 )
@@ -47,7 +48,7 @@ def build_config(doc: Document) -> Config:
         pipeline={name: _step(name, raw) for name, raw in data["pipeline"].items()},
         compare=_compare(data.get("compare", {}), promote.alias if promote.stages else "champion"),
         promote=promote,
-        deploy=tuple(_target(t) for t in data.get("deploy", [])),
+        deploy=tuple(_target(t, _predictions(data["pipeline"])) for t in data.get("deploy", [])),
         report=_report(data.get("report", {})),
         rules=tuple(Rule(event=r["event"], where={k: _env_value(v) for k, v in r.get("where", {}).items()},
                          do=tuple(r["do"])) for r in data.get("on", [])),
@@ -175,7 +176,12 @@ def _chatops(raw: dict[str, Any]) -> ChatOps:
                    commands=tuple(raw.get("commands", defaults.commands)))
 
 
-def _target(raw: dict[str, Any]) -> DeployTarget:
+def _predictions(pipeline: dict[str, Any]) -> str | None:
+    """The predictions file of the evaluation step (the first step that declares one)."""
+    return next((step["predictions"] for step in pipeline.values() if step.get("predictions")), None)
+
+
+def _target(raw: dict[str, Any], predictions: str | None = None) -> DeployTarget:
     return DeployTarget(
         name=raw["name"],
         type=raw["type"],
@@ -190,7 +196,20 @@ def _target(raw: dict[str, Any]) -> DeployTarget:
         canary_percent=raw.get("canary", {}).get("traffic_percent"),
         timeout=raw.get("timeout"),
         pass_env=as_tuple(raw.get("pass_env")),
+        port=raw.get("port"),
+        host=raw.get("host", "127.0.0.1"),
+        workers=raw.get("workers", 1),
+        verify=_verify(raw.get("verify", {}), predictions),
     )
+
+
+def _verify(raw: dict[str, Any], predictions: str | None) -> Verify:
+    """The smoke test of an mlflow_serve target; its expected predictions are the evaluation step's file."""
+    defaults = Verify()
+    return Verify(rows=raw.get("rows"), id_column=raw.get("id_column", defaults.id_column),
+                  drop=as_tuple(raw.get("drop")), agreement=raw.get("agreement", defaults.agreement),
+                  p95_ms=raw.get("p95_ms"), sample=raw.get("sample", defaults.sample),
+                  predictions=raw.get("predictions", predictions))
 
 
 def _report(raw: dict[str, Any]) -> Report:

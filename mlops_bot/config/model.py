@@ -143,8 +143,21 @@ class Promote:
 
 
 @dataclass(frozen=True)
+class Verify:
+    """`deploy[].verify` of an mlflow_serve target: the smoke test before traffic (deploy/verify.py)."""
+
+    rows: str | None = None  # CSV or Parquet of evaluation inputs, relative to ml.yaml; None: skipped (a warning)
+    id_column: str = "row_id"
+    drop: tuple[str, ...] = ()  # columns that are not features (the label)
+    agreement: float = 0.99  # share of rows whose prediction equals the recorded one
+    p95_ms: float | None = None  # bound on the p95 latency of a request
+    sample: int = 200  # rows sent at most
+    predictions: str | None = None  # the evaluation step's predictions file (from pipeline:), read from the run
+
+
+@dataclass(frozen=True)
 class DeployTarget:
-    """One `deploy:` entry; the fields used depend on `type` (command, webhook or gitops)."""
+    """One `deploy:` entry; the fields used depend on `type` (command, webhook, gitops or mlflow_serve)."""
 
     name: str
     type: str
@@ -159,6 +172,10 @@ class DeployTarget:
     canary_percent: int | None = None
     timeout: float | None = None
     pass_env: tuple[str, ...] = ()  # for type command: names or globs of the job's variables it may see
+    port: int | None = None  # for type mlflow_serve: the stable front port clients use
+    host: str = "127.0.0.1"  # for type mlflow_serve: where the front listens
+    workers: int = 1  # for type mlflow_serve: the model server's workers
+    verify: Verify = field(default_factory=Verify)  # for type mlflow_serve
 
 
 @dataclass(frozen=True)

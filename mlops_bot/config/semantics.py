@@ -11,6 +11,7 @@ from ..errors import Problem
 from .lookup import Writers, close_match, exists, flatten_keys, is_file, load_yaml_keys, path_problem
 from .monitor import monitor_problems
 from .passenv import pass_env_problems
+from .serving import serving_problems
 from .significance import significance_problems
 from .source import Document, YamlPath
 from .stages import stage_problems
@@ -36,6 +37,7 @@ def semantic_problems(doc: Document) -> list[Problem]:
     problems += _unity_catalog_name(doc)
     problems += monitor_problems(doc, steps, writers)
     problems += stage_problems(doc)
+    problems += serving_problems(doc, steps, writers)
     return problems
 
 

@@ -1,4 +1,5 @@
-"""Deployment targets (command, webhook, gitops) and `deploy_all`, which runs them and records the results.
+"""Deployment targets (command, webhook, gitops, mlflow_serve) and `deploy_all`, which runs them and records the
+results.
 
 Only `base` is imported here; a target's module (and httpx, ruamel.yaml) loads when a target of its type runs.
 """

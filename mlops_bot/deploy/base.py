@@ -7,12 +7,14 @@ Tags, per target T (the registry is the record of what is deployed where; names 
   mlops_bot.deploy.T.key      the idempotency key of the deployment (webhook receivers dedup on it)
   mlops_bot.deploy.T.detail   one line of what happened (or the error)
   mlops_bot.deploy.T.url / .commit   the pull request opened or the commit pushed, when there is one
+  mlops_bot.deploy.T.verify   the evidence of verification before traffic (mlflow_serve), JSON, passed or not
 The request's decision comes from the version's tags.VERDICT and tags.DECISION_SUMMARY (written by promote).
 
 `running` is written before a target starts, so a deploy killed half-way leaves `running` behind and the
 next `deploy` retries it with the same key. A target whose last status is `succeeded` is skipped, unless a
 later deployment of another version went to the same target since (a rollback then redeploys the older
-version, under a new key) or `force` is given.
+version, under a new key) or `force` is given. A target that knows what it serves (mlflow_serve: its state and
+its server's health) answers that itself through its `up_to_date`, so a dead server is started again.
 """
 
 from __future__ import annotations
@@ -82,6 +84,7 @@ class DeployResult:
     url: str | None = None  # pull request opened
     commit: str | None = None  # commit pushed (gitops)
     key: str = ""
+    evidence: Mapping[str, str] = field(default_factory=dict)  # more tags of the target (e.g. verify)
 
     @property
     def failed(self) -> bool:
@@ -103,6 +106,16 @@ class DeploySession:
     echo: Echo = log
     env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
     secrets: frozenset[str] = frozenset()  # variables ml.yaml names as secrets: a command never sees them
+    registry: Registry | None = None  # where a target that serves the model downloads it from
+
+
+class DeployRefused(BotError):
+    """A target refused the version on evidence (e.g. verification before traffic); the evidence is recorded
+    as tags of the target on the version."""
+
+    def __init__(self, message: str, evidence: Mapping[str, str]) -> None:
+        self.evidence = dict(evidence)
+        super().__init__(message)
 
 
 class DeployFailed(BotError):
@@ -183,7 +196,7 @@ def deploy_all(config: Config, registry: Registry, version: str | int,
     chosen = select(config, options.targets)
     model_version = registry.get_model_version(config.model.name, str(version))
     session = DeploySession(root=config.root, delivery=uuid.uuid4().hex, forge=options.forge, echo=options.echo,
-                            secrets=config.secret_names)
+                            secrets=config.secret_names, registry=registry)
     deployment = _Deployment(registry, model_version, session, options.force, config)
     return [deployment.run(target) for target in chosen]
 
@@ -204,7 +217,10 @@ class _Deployment:
     def run(self, target: DeployTarget) -> DeployResult:
         tags, name = self.version.tags, target.name
         status, key = tags.get(deploy_tag(name, "status"), ""), tags.get(deploy_tag(name, "key"), "")
-        if status == "succeeded" and not self.force and self._current(name):
+        checked = _up_to_date(target, self.request, self.session) if not self.force else None
+        if checked is not None:
+            return DeployResult(name, target.type, "skipped", checked, key=key)
+        if status == "succeeded" and not self.force and self._current(name) and not _checks_itself(target):
             return DeployResult(name, target.type, "skipped", f"already deployed ({tags.get(deploy_tag(name, 'at'))}); "
                                 "--force deploys again", tags.get(deploy_tag(name, "url")),
                                 tags.get(deploy_tag(name, "commit")), key)
@@ -213,7 +229,7 @@ class _Deployment:
         self._record(name, "running", {"key": key, "detail": "deploying"})
         self._emit("deployment.started", target, {"key": key})
         result = self._attempt(target, key)
-        extra = {k: v for k, v in (("url", result.url), ("commit", result.commit)) if v}
+        extra = {**{k: v for k, v in (("url", result.url), ("commit", result.commit)) if v}, **result.evidence}
         self._record(name, "failed" if result.failed else "succeeded", {"detail": result.detail, **extra})
         self._emit(f"deployment.{result.status}", target, {"key": key, "detail": result.detail, **extra})
         self.session.echo(f"mlops-bot: deploy {name} ({target.type}) v{self.version.version}: {result.status}: "
@@ -239,7 +255,9 @@ class _Deployment:
             done: DeployResult = _module(target).deploy(target, with_key(self.request, key), self.session)
             return replace(done, detail=scrub(done.detail, secrets), key=key)
         except BotError as exc:
-            return DeployResult(target.name, target.type, "failed", scrub(str(exc), secrets), key=key)
+            evidence = exc.evidence if isinstance(exc, DeployRefused) else {}
+            return DeployResult(target.name, target.type, "failed", scrub(str(exc), secrets), key=key,
+                                evidence=evidence)
         except BaseException as exc:
             why = "interrupted" if isinstance(exc, KeyboardInterrupt) else f"internal error ({type(exc).__name__})"
             with contextlib.suppress(Exception):  # the original exception matters more
@@ -253,10 +271,25 @@ class _Deployment:
                                                 deploy_tag(target, field_name), value)
 
 
+TYPES = ("command", "webhook", "gitops", "mlflow_serve")
+
+
 def _module(target: DeployTarget) -> Any:
-    if target.type not in ("command", "webhook", "gitops"):
-        raise UsageError(f"deploy target '{target.name}': unknown type '{target.type}' (command, webhook or gitops).")
+    if target.type not in TYPES:
+        raise UsageError(f"deploy target '{target.name}': unknown type '{target.type}' ({', '.join(TYPES)}).")
     return importlib.import_module(f"{__package__}.{target.type}")
+
+
+def _checks_itself(target: DeployTarget) -> bool:
+    return target.type == "mlflow_serve"
+
+
+def _up_to_date(target: DeployTarget, request: DeployRequest, session: DeploySession) -> str | None:
+    """What a target that knows what it serves says about this version: a detail when it is live and healthy."""
+    if not _checks_itself(target):
+        return None
+    answer: str | None = _module(target).up_to_date(target, request, session)
+    return answer
 
 
 def with_key(request: DeployRequest, key: str) -> DeployRequest:

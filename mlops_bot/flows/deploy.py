@@ -29,6 +29,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--stage", metavar="ALIAS", help="deploy the holder of this stage of promote.stages to the "
                                                           "stage's targets (default: the entry stage)")
     parser.add_argument("--force", action="store_true", help="deploy again to targets that are up to date")
+    parser.add_argument("--stop", action="store_true", help="stop what the mlflow_serve targets serve (their model "
+                        "servers and nginx fronts); with --target, only those")
     parser.epilog = "Exit 0 when every target succeeded or was up to date, 3 when any failed (re-run to retry)."
 
 
@@ -62,7 +64,23 @@ def _holder(config: Config, registry: Registry, alias: str) -> str:
     return holder.version
 
 
+def _stop(config: Config, names: list[str] | None) -> int:
+    from ..deploy.mlflow_serve import stop
+
+    targets = [t for t in config.deploy if t.type == "mlflow_serve" and (not names or t.name in names)]
+    if names and len(targets) < len(set(names)):
+        raise UsageError(f"--stop stops mlflow_serve targets; {config.path.name} has none named "
+                         f"{', '.join(n for n in names if n not in [t.name for t in targets])}.")
+    for target in targets:
+        print(f"{target.name}: {stop(config.root, target)}", flush=True)
+    if not targets:
+        log(f"mlops-bot: {config.path.name} has no mlflow_serve targets; nothing to stop.")
+    return 0
+
+
 def main(args: argparse.Namespace, project: Project) -> int:
+    if args.stop:
+        return _stop(project.config, args.target)
     config, registry = project.config, project.registry
     stage = stage_named(config, args.stage) if args.stage else entry_stage(config)
     version = args.version or _holder(config, registry, stage.alias)
