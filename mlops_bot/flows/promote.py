@@ -104,18 +104,20 @@ def promote_run(config: Config, registry: Registry, decision: Decision, context:
 
 def approved(config: Config, registry: Registry, pair: tuple[ModelVersion, Stage], ask: AskApproval | None) -> \
         ModelVersion:
-    """The version (re-read) once the stage's approval is on record: recorded before, or found now by `ask` and
-    recorded. StageRefused when there is none."""
+    """The version (re-read when an approval was recorded now) once the stage's approval holds. With `ask` (the
+    forge's approvals, flows/approvers.forge_approval) the forge decides: the approval on record once it confirms it
+    (StageRefused naming what it did not confirm), else one it holds now, recorded. Where `ask` reaches no forge (a
+    terminal outside CI) the record decides as it is. StageRefused when there is none."""
     version, stage = pair
-    try:
+    if stage.approval is None:
+        return version
+    found = ask(version, stage) if ask is not None else None
+    if found is None:
         check_approval(version, stage)
         return version
-    except StageRefused:
-        found = ask(version, stage) if ask is not None else None
-        if found is None:
-            raise
-    record_approval(config, registry, version, stage.alias, found)
-    version = registry.get_model_version(config.model.name, version.version)
+    _, new = record_approval(config, registry, version, stage.alias, found)
+    if new:
+        version = registry.get_model_version(config.model.name, version.version)
     check_approval(version, stage)
     return version
 

@@ -93,6 +93,15 @@ class Approver:
     commit: str = ""  # the commit a review approved ("" where the forge does not say)
 
 
+@dataclass(frozen=True)
+class WrittenComment:
+    """A comment (GitHub) or note (GitLab) as the forge's API gives it now: who wrote it and what it says."""
+
+    author: str  # the login (GitHub) or username (GitLab)
+    body: str
+    edited: bool  # changed after it was written (its updated_at is later than its created_at)
+
+
 @runtime_checkable
 class Forge(Protocol):
     """One pull/merge request's conversation and one repository's commit statuses.
@@ -165,6 +174,27 @@ class Forge(Protocol):
     def reply(self, number: int, body: str) -> CommentResult:
         """A new comment on PR/MR or issue `number` (ChatOps answers that are not the sticky report)."""
         ...
+
+    def comment_by_url(self, url: str) -> WrittenComment | None:
+        """The comment whose web address is `url`, read through the API now: a comment on
+        this repository's pull request or issue (GitHub: `<repository page>/pull/N#issuecomment-ID`, or `/issues/N`),
+        or a note on this project's merge request (GitLab: `<project page>/-/merge_requests/N#note_ID`). None when
+        `url` is no such address of this repository/project, or the comment is gone; the local forge: None (it
+        has no comments to read)."""
+        ...
+
+
+def edited_since(created: object, updated: object) -> bool:
+    """A comment's `updated` time (ISO 8601, as GitHub and GitLab give it) is later than its `created` time: its
+    text was changed after it was written. Without both times the forge says nothing of an edit."""
+    from datetime import datetime
+
+    if not created or not updated:
+        return False
+    try:
+        return datetime.fromisoformat(str(updated)) > datetime.fromisoformat(str(created))
+    except (ValueError, TypeError):  # another shape, or one time with a zone and one without: compare as written
+        return str(updated) != str(created)
 
 
 def is_degradable(exc: BotError) -> bool:

@@ -9,19 +9,32 @@ event payload or a comment says about who someone is.
 
 from __future__ import annotations
 
+import re
 from contextlib import AbstractContextManager
 from typing import Any
 from urllib.parse import quote
 
 from ..config.model import ROLES
 from ..errors import NotFound
-from .base import Approver, CheckRunning, CommentResult, Discussion, NoCheckRun, PermissionDenied, fit_comment
+from .base import (
+    Approver,
+    CheckRunning,
+    CommentResult,
+    Discussion,
+    NoCheckRun,
+    PermissionDenied,
+    WrittenComment,
+    edited_since,
+    fit_comment,
+)
 
 # The legacy `permission` of GitHub's permission endpoint, for a custom role whose role_name is not one of ROLES
 # (maintain is reported as write, triage as read, so the role is never overstated).
 _BASE_ROLES = {"admin": "admin", "write": "write", "read": "read"}
 # The review states that decide a reviewer's standing; COMMENTED leaves the earlier decision in place.
 _DECIDING = frozenset({"APPROVED", "CHANGES_REQUESTED", "DISMISSED"})
+# A comment's html_url after the repository's page: on a pull request or on an issue.
+_COMMENT_PAGE = re.compile(r"/(?:pull|issues)/(?P<number>\d+)#issuecomment-(?P<id>\d+)")
 
 
 class GitHubGovernance:
@@ -95,6 +108,26 @@ class GitHubGovernance:
             if review.get("state") == "approved" and environment in names and login:
                 found.append(Approver(login, run_url))
         return found
+
+    def comment_by_url(self, url: str) -> WrittenComment | None:
+        # https://docs.github.com/rest/issues/comments#get-an-issue-comment: the comment by its id, under this
+        # repository only (another repository's id answers 404); its issue_url must be the discussion `url` names.
+        page = f"{self._web()}/{self._repository}"
+        found = _COMMENT_PAGE.fullmatch(url[len(page):]) if url.lower().startswith(page.lower() + "/") else None
+        if found is None:
+            return None
+        api = f"{self._api}/repos/{self._repository}/issues/comments/{found['id']}"
+        try:
+            with self._translate(api, f"read comment {found['id']}"):
+                _, data = self._gh.requester.requestJsonAndCheck("GET", api)
+        except NotFound:
+            return None
+        issue = f"/repos/{self._repository}/issues/{found['number']}".lower()
+        if not str(data.get("issue_url") or "").rstrip("/").lower().endswith(issue):
+            return None
+        login = str((data.get("user") or {}).get("login") or "")
+        edited = edited_since(data.get("created_at"), data.get("updated_at"))
+        return WrittenComment(login, str(data.get("body") or ""), edited)
 
     def reply(self, number: int, body: str) -> CommentResult:
         url = f"{self._api}/repos/{self._repository}/issues/{number}/comments"

@@ -7,11 +7,12 @@ translation. Everything is read through the API when it is needed, never taken f
 
 from __future__ import annotations
 
+import re
 from contextlib import AbstractContextManager
 from typing import Any
 
 from ..errors import NotFound
-from .base import Approver, CommentResult, Discussion, fit_comment
+from .base import Approver, CommentResult, Discussion, WrittenComment, edited_since, fit_comment
 
 # GitLab's access levels (https://docs.gitlab.com/api/members/#roles: 0 no access, 5 minimal access, 10 guest,
 # 15 planner, 20 reporter, 30 developer, 40 maintainer, 50 owner) onto config.model.ROLES, by what each may do
@@ -20,6 +21,8 @@ from .base import Approver, CommentResult, Discussion, fit_comment
 _LEVELS = ((50, "admin"), (40, "maintain"), (30, "write"), (20, "triage"), (10, "read"))
 # GitLab's MR states onto Discussion's: a locked MR (being merged or its discussion locked) takes no changes.
 _STATES = {"opened": "open", "closed": "closed", "locked": "closed", "merged": "merged"}
+# A note's web link after the project's page (GitLab before 12.x linked without the `/-`).
+_NOTE_PAGE = re.compile(r"(?:/-)?/merge_requests/(?P<iid>\d+)#note_(?P<id>\d+)")
 
 
 def role_for(access_level: int) -> str:
@@ -28,6 +31,7 @@ def role_for(access_level: int) -> str:
 
 class GitLabGovernance:
     _server: str
+    _path: str  # the project's path (group/project), for its web page
     _gl: Any  # gitlab.Gitlab
     _project: Any  # the project (lazy)
     _retry: dict[str, Any]
@@ -84,6 +88,25 @@ class GitLabGovernance:
         """[]: GitLab's deployment approvals are a Premium feature with another shape (approvals of a deployment,
         not of a pipeline's environment review); an MR approval or a ChatOps comment approves instead."""
         return []
+
+    def comment_by_url(self, url: str) -> WrittenComment | None:
+        """The note through GET /projects/:id/merge_requests/:iid/notes/:note_id (https://docs.gitlab.com/api/notes/
+        #get-single-merge-request-note: 404 for a note of another merge request); a system note is no comment."""
+        page = f"{self._server}/{self._path}"
+        found = _NOTE_PAGE.fullmatch(url[len(page):]) if url.lower().startswith(page.lower() + "/") else None
+        if found is None:
+            return None
+        iid, note_id = int(found["iid"]), int(found["id"])
+        try:
+            with self._translate(self._api(f"/merge_requests/{iid}/notes/{note_id}"), f"read note {note_id} on !{iid}"):
+                note = self._project.mergerequests.get(iid, lazy=True).notes.get(note_id, **self._retry)
+        except NotFound:
+            return None
+        if note.attributes.get("system") or note.attributes.get("noteable_iid", iid) != iid:
+            return None
+        author = str((note.attributes.get("author") or {}).get("username") or "")
+        edited = edited_since(note.attributes.get("created_at"), note.attributes.get("updated_at"))
+        return WrittenComment(author, str(note.attributes.get("body") or ""), edited)
 
     def reply(self, number: int, body: str) -> CommentResult:
         with self._translate(self._api(f"/merge_requests/{number}/notes"), f"reply on !{number}"):

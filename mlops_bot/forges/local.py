@@ -18,6 +18,7 @@ from .base import (
     Discussion,
     StatusRef,
     StatusState,
+    WrittenComment,
     fit_description,
 )
 
@@ -108,6 +109,9 @@ class LocalForge:
 
     def environment_approvers(self, run_id: str, environment: str) -> list[Approver]:
         return []  # no deployment environments locally
+
+    def comment_by_url(self, url: str) -> WrittenComment | None:
+        return None  # no comments to read locally: a recorded approval is not confirmed here (flows/approvers)
 
     def reply(self, number: int, body: str) -> CommentResult:
         """Appended to the comment file after what is there (the report, earlier replies) and shown, as a reply

@@ -55,14 +55,16 @@ def with_versions(config: Config, workdir: Path, accuracies: tuple[float, ...] =
 
 
 def comment_payload(body: str, login: str = MAINTAINER, *, number: int = PR, action: str = "created",
-                    user_type: str = "User", comment_id: int = 492700400) -> dict[str, Any]:
-    """The derived pull request comment payload with another text, author, number or action."""
+                    user_type: str = "User", comment_id: int = 492700400,
+                    origin: str = "https://github.com") -> dict[str, Any]:
+    """The derived pull request comment payload with another text, author, number or action; `origin`: the web
+    host its html_url names (a stand-in's, for a comment the stand-in holds)."""
     name = "issue_comment-created-on-pull-request.payload.json"
     payload: dict[str, Any] = copy.deepcopy(json.loads((EVENTS / name).read_text()))
     comment, issue = payload["comment"], payload["issue"]
     comment["body"], comment["id"] = body, comment_id
     comment["user"] = dict(comment["user"], login=login, type=user_type)
-    comment["html_url"] = f"https://github.com/{REPO}/pull/{number}#issuecomment-{comment_id}"
+    comment["html_url"] = f"{origin}/{REPO}/pull/{number}#issuecomment-{comment_id}"
     issue["number"] = number
     payload["action"] = action
     payload["sender"] = dict(payload["sender"], login=login, type=user_type)

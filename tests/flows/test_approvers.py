@@ -13,6 +13,7 @@ from mlops_bot.errors import UsageError
 from mlops_bot.flows.approvers import forge_approval
 from mlops_bot.flows.project import Project
 from mlops_bot.lifecycle.approvals import Approval
+from mlops_bot.lifecycle.stages import StageRefused
 from mlops_bot.registry import tags
 from mlops_bot.registry.base import ModelVersion, Registry
 from tests.helpers.ci_env import REPO, github_env, gitlab_env
@@ -133,3 +134,46 @@ def test_on_gitlab_the_merge_requests_approvals_count(gitlab: GitLabServer, tmp_
 def test_outside_ci_there_is_no_forge_to_ask(tmp_path: Path, registry_factory: Factory) -> None:
     project = Project(tmp_path, env={"GITHUB_RUN_ID": "9001"})
     assert forge_approval(project, version(registry_factory), stage()) is None
+
+
+def recorded(registry_factory: Factory, approval: Approval) -> ModelVersion:
+    """A version whose production approval is on record, as the bot (or anybody with registry write access)
+    wrote it."""
+    registry = registry_factory("local")
+    run = registry.create_run(registry.get_or_create_experiment("demo").experiment_id, "train")
+    registry.get_or_create_registered_model("demo")
+    v = registry.create_model_version("demo", f"runs:/{run.run_id}/model", run.run_id, {tags.PULL_REQUEST: "2"})
+    registry.set_model_version_tag("demo", v.version, tags.approval_tag("production"), approval.to_json())
+    return registry.get_model_version("demo", v.version)
+
+
+def test_a_confirmed_record_is_the_answer_and_nothing_else_is_searched(github: GitHubServer, on_github: Project,
+                                                                       registry_factory: Factory) -> None:
+    github.add_collaborator("maya", "maintain")
+    comment = github.add_comment(2, "/mlops-bot approve v1 production", "maya")
+    approval = Approval("maya", "comment", f"{github.origin}/{REPO}/pull/2#issuecomment-{comment}", "maintain",
+                        "2024-01-01T00:00:00+00:00")
+    assert forge_approval(on_github, recorded(registry_factory, approval), stage()) == approval
+    assert [s.operation for s in github.seen] == ["issues/get-comment", "repos/get-collaborator-permission-level"]
+
+
+def test_a_record_not_confirmed_gives_way_to_an_approval_the_forge_holds_now(
+        github: GitHubServer, on_github: Project, registry_factory: Factory) -> None:
+    github.add_collaborator("max", "maintain")
+    review = github.add_review(2, "max", "APPROVED")
+    forged = Approval("max", "comment", f"{github.origin}/{REPO}/pull/2#issuecomment-5", "maintain")
+    found = forge_approval(on_github, recorded(registry_factory, forged), stage(via=("review", "comment")))
+    assert found == Approval("max", "review", f"{github.origin}/{REPO}/pull/2#pullrequestreview-{review}", "maintain")
+    with pytest.raises(StageRefused, match=r"is not confirmed by GitHub: .*issuecomment-5 is no comment on this "):
+        forge_approval(on_github, recorded(registry_factory, forged), stage(via=("comment",)))
+
+
+def test_a_token_that_may_not_read_the_approvals_comment_is_told_what_to_grant(
+        github: GitHubServer, tmp_path: Path, registry_factory: Factory) -> None:
+    token = "ghs_" + "Cm8" * 12
+    github.add_account(token, "github-actions[bot]", kind="installation", denied=("issues/get-comment",))
+    comment = github.add_comment(2, "/mlops-bot approve v1 production", "maya")
+    approval = Approval("maya", "comment", f"{github.origin}/{REPO}/pull/2#issuecomment-{comment}", "maintain")
+    project = Project(tmp_path, env=github_env(github, tmp_path / "runner", token=token))
+    with pytest.raises(UsageError, match=r"issues/comments/\d+: .*grant it `issues: read` or `pull-requests: read`"):
+        forge_approval(project, recorded(registry_factory, approval), stage(via=("comment",)))

@@ -170,7 +170,10 @@ def test_promote_then_rollback_through_comments_and_their_replays(chatops: Chat,
     # production needs an approval first: refused politely, then approved, then promoted
     refused = chatops("/mlops-bot promote v2 production", WRITER, comment_id=1003)
     assert refused.code == 0 and refused.result["outcome"] == "refused" and holder(project.root, "production") is None
-    assert chatops("/mlops-bot approve v2 production", MAINTAINER, comment_id=1004).result["outcome"] == "done"
+    # the approval's comment is on GitHub (the promotion reads it again there before it counts)
+    approval = github.add_comment(PR, "/mlops-bot approve v2 production", MAINTAINER)
+    assert chatops("/mlops-bot approve v2 production", MAINTAINER, comment_id=approval,
+                   origin=github.origin).result["outcome"] == "done"
     promoted = chatops("/mlops-bot promote v2 production", WRITER, comment_id=1005)
     assert promoted.result["outcome"] == "done" and holder(project.root, "production") == "2"
     rolled = chatops("/mlops-bot rollback staging", WRITER, comment_id=1006)

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from mlops_bot.errors import NotFound
-from mlops_bot.forges.base import COMMENT_LIMIT, Approver, Discussion, PermissionDenied
+from mlops_bot.forges.base import COMMENT_LIMIT, Approver, Discussion, PermissionDenied, WrittenComment
 from mlops_bot.forges.github import GitHubForge, GitHubSettings
 from tests.helpers.ci_env import APP_TOKEN, HEAD_SHA, REPO
 from tests.servers.github_server import GitHubServer
@@ -126,6 +126,32 @@ def test_replies_are_new_comments_on_pulls_and_issues(github: GitHubServer) -> N
     assert len(kept) == COMMENT_LIMIT and kept.endswith("comment limit)") and on_issue.url.endswith(on_issue.id)
     with pytest.raises(NotFound):
         gh.reply(77, "nobody here")
+
+
+
+def test_a_comment_is_read_by_its_web_address_in_this_repository_only(github: GitHubServer) -> None:
+    github.add_issue(3)
+    on_pull = github.add_comment(2, "/mlops-bot approve v2 production", "maya")
+    on_issue = github.add_comment(3, "lgtm", "wes")
+    gh = forge(github)
+    page = f"{github.origin}/{REPO}"
+    address = f"{page}/pull/2#issuecomment-{on_pull}"
+    assert gh.comment_by_url(address) == WrittenComment("maya", "/mlops-bot approve v2 production", edited=False)
+    assert gh.comment_by_url(f"{page.upper()}/issues/3#issuecomment-{on_issue}") == WrittenComment("wes", "lgtm", False)
+    github.edit_comment(on_pull, "/mlops-bot approve v9 production")  # anybody with write access may
+    assert gh.comment_by_url(address) == WrittenComment("maya", "/mlops-bot approve v9 production", edited=True)
+    assert len(github.calls("issues/get-comment")) == 3
+    # another repository's page, another host, a page that is no comment: nothing is asked of GitHub
+    for url in (f"{github.origin}/mallory/Hello-World/pull/2#issuecomment-{on_pull}",
+                f"https://github.com/{REPO}/pull/2#issuecomment-{on_pull}",
+                f"{page}/pull/2#pullrequestreview-{on_pull}", f"{page}/pull/2", f"{page}-fork/pull/2#issuecomment-1",
+                f"{page}/pull/2#issuecomment-{on_pull}?x=1", ""):
+        assert gh.comment_by_url(url) is None, url
+    assert len(github.calls("issues/get-comment")) == 3
+    # a comment that is gone, or that is on another discussion than the address says
+    assert gh.comment_by_url(f"{page}/pull/2#issuecomment-99999") is None
+    assert gh.comment_by_url(f"{page}/pull/3#issuecomment-{on_pull}") is None
+    assert [c.status for c in github.calls("issues/get-comment")][3:] == [404, 200]
 
 
 @pytest.fixture

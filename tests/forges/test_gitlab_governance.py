@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from mlops_bot.errors import NotFound
-from mlops_bot.forges.base import Approver, Discussion, PermissionDenied
+from mlops_bot.forges.base import Approver, Discussion, PermissionDenied, WrittenComment
 from mlops_bot.forges.gitlab import GitLabForge, GitLabSettings
 from tests.helpers.ci_env import GITLAB_TOKEN, MR_SHA
 from tests.servers.gitlab_server import GitLabServer
@@ -67,6 +67,32 @@ def test_replies_are_new_notes(gitlab: GitLabServer) -> None:
     assert first.url == f"{gitlab.origin}/group/project/-/merge_requests/7#note_{first.id}"
     with pytest.raises(NotFound):
         gl.reply(12, "nobody here")
+
+
+
+def test_a_note_is_read_by_its_web_address_in_this_project_only(gitlab: GitLabServer) -> None:
+    gitlab.add_merge_request(8)
+    note = gitlab.add_note(7, "/mlops-bot approve v2 production", "mai")
+    system = gitlab.add_note(7, "approved this merge request", "mai", system=True)
+    gl = forge(gitlab)
+    page = f"{gitlab.origin}/group/project"
+    written = WrittenComment("mai", "/mlops-bot approve v2 production", edited=False)
+    assert gl.comment_by_url(f"{page}/-/merge_requests/7#note_{note}") == written
+    assert gl.comment_by_url(f"{page}/merge_requests/7#note_{note}") == written  # GitLab's older links
+    gitlab.edit_note(note, "/mlops-bot approve v9 production")
+    assert gl.comment_by_url(f"{page}/-/merge_requests/7#note_{note}") == WrittenComment(
+        "mai", "/mlops-bot approve v9 production", edited=True)
+    assert len(gitlab.calls("notes.get")) == 3
+    for url in (f"{gitlab.origin}/other/project/-/merge_requests/7#note_{note}",
+                f"https://gitlab.com/group/project/-/merge_requests/7#note_{note}",
+                f"{page}/-/issues/7#note_{note}", f"{page}/-/merge_requests/7", ""):
+        assert gl.comment_by_url(url) is None, url
+    assert len(gitlab.calls("notes.get")) == 3  # none of those was asked
+    # gone, on another merge request than the address says, or GitLab's own system note
+    for url in (f"{page}/-/merge_requests/7#note_99999", f"{page}/-/merge_requests/8#note_{note}",
+                f"{page}/-/merge_requests/7#note_{system}"):
+        assert gl.comment_by_url(url) is None, url
+    assert [c.status for c in gitlab.calls("notes.get")][3:] == [404, 404, 200]
 
 
 def test_a_job_token_may_not_reply(gitlab: GitLabServer) -> None:

@@ -18,6 +18,7 @@ def test_roles_discussions_and_approvals_locally(tmp_path: Path) -> None:
     assert isinstance(forge, Forge)  # the whole protocol, governance included
     assert forge.role_of("anyone") == "admin"
     assert forge.approvers(2) == [] and forge.environment_approvers("9001", "production") == []
+    assert forge.comment_by_url("https://github.com/o/r/pull/2#issuecomment-1") is None  # no comments locally
     with pytest.raises(UsageError, match="no pull request #2 outside GitHub Actions or GitLab CI"):
         forge.discussion(2)
 

@@ -77,6 +77,11 @@ class GitHubServer(FakeServer, Governance, Runs):
                                          "created_at": stamp, "updated_at": stamp}
         return comment_id
 
+    def edit_comment(self, comment_id: int, body: str) -> None:
+        """As PATCH .../issues/comments/{id} by anybody with write access does: new text, a later updated_at."""
+        with self.lock:
+            self.comments[comment_id].update(body=body, updated_at=self._stamp())
+
     def comments_on(self, number: int) -> list[dict[str, Any]]:
         return [c for c in sorted(self.comments.values(), key=lambda c: c["id"]) if c["issue"] == number]
 

@@ -92,8 +92,14 @@ class GitLabServer(FakeServer, Governance):
     def add_note(self, iid: int, body: str, username: str, system: bool = False) -> int:
         with self.lock:
             note_id = next(self._ids)
-            self.notes[note_id] = {"id": note_id, "iid": iid, "body": body, "username": username, "system": system}
+            self.notes[note_id] = {"id": note_id, "iid": iid, "body": body, "username": username, "system": system,
+                                   "created_at": "2024-01-01T00:00:00.000Z", "updated_at": "2024-01-01T00:00:00.000Z"}
         return note_id
+
+    def edit_note(self, note_id: int, body: str) -> None:
+        """As PUT .../notes/:note_id does: new text, a later updated_at."""
+        with self.lock:
+            self.notes[note_id].update(body=body, updated_at="2024-01-02T00:00:00.000Z")
 
     def notes_on(self, iid: int) -> list[dict[str, Any]]:
         return [n for n in sorted(self.notes.values(), key=lambda n: n["id"]) if n["iid"] == iid]
@@ -189,7 +195,7 @@ class GitLabServer(FakeServer, Governance):
             return Answer(404, {"message": "404 Note Not Found"})
         if note["username"] != account.username:
             return Answer(403, {"message": "403 Forbidden"})
-        note["body"] = str(_form(seen.body)["body"])
+        note["body"], note["updated_at"] = str(_form(seen.body)["body"]), "2024-01-02T00:00:00.000Z"
         return Answer(200, self._note(note))
 
     def _statuses_create(self, seen: Seen, params: dict[str, str], account: Account) -> Answer:
@@ -258,7 +264,7 @@ class GitLabServer(FakeServer, Governance):
 
     def _note(self, n: dict[str, Any]) -> dict[str, Any]:
         return {"id": n["id"], "type": None, "body": n["body"], "author": self._author(n["username"]),
-                "created_at": "2024-01-01T00:00:00.000Z", "updated_at": "2024-01-01T00:00:00.000Z",
+                "created_at": n["created_at"], "updated_at": n["updated_at"],
                 "system": n["system"], "noteable_id": n["iid"], "noteable_type": "MergeRequest",
                 "noteable_iid": n["iid"], "project_id": self.project_id, "resolvable": False, "confidential": False,
                 "internal": False}
