@@ -76,3 +76,26 @@ def test_promote_gate_and_status_keep_their_records_where_gitlab_lets_them(gitla
     assert gate["open"] is True and gate["version"] == promoted["version"], gate
     status = bot(project, "status", counter=counter)
     assert run["run_id"] in json.dumps(status)
+
+
+def test_history_and_protected_aliases_live_in_gitlabs_version_records(gitlab_mlflow: GitLabMlflowServer,
+                                                                       tmp_path: Path) -> None:
+    """GitLab has no version tags (the bot's records live in the description) and no aliases (emulated): the move
+    records that history and the protected-alias check read must survive both."""
+    counter = tmp_path / "executions"
+    project = make_project(tmp_path / "project", uri=gitlab_mlflow.tracking_uri, experiment=f"gl-{tmp_path.name}")
+    config = project / "ml.yaml"
+    config.write_text(config.read_text().replace("name: demo-model", f"name: gl-hist-{tmp_path.name[-20:]}")
+                      + "compare:\n  criteria:\n    - {metric: accuracy, threshold: 0.5}\n"
+                      + "promote: {protected: [champion]}\n")
+    bot(project, "run", counter=counter)
+    promoted = bot(project, "promote", counter=counter)
+    assert promoted["promoted"] is True, promoted
+    history = bot(project, "history", counter=counter)
+    (move,) = history["moves"]
+    assert (move["alias"], move["version"], move["previous"], move["verdict"]) == \
+        ("champion", promoted["version"], None, "pass"), move
+    status = bot(project, "status", counter=counter)
+    assert status["protected"] == [], status  # the alias is where the bot's record says
+    gate = bot(project, "gate", counter=counter)
+    assert gate["open"] is True, gate
