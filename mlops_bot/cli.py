@@ -32,6 +32,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "report": ("report", "post a decision as the PR/MR comment, commit status, job summary and CI outputs"),
     "promote": ("promote", "register the challenger and make it the champion when the criteria pass"),
     "deploy": ("deploy", "deploy the champion (or a version) to the deploy targets"),
+    "rollout": ("rollout", "continue the rollouts in progress (deploy[].rollout): analyse, advance, or roll back"),
     "gate": ("gate", "release gate: exit 0 only if the version is the champion and carries required tags"),
     "rollback": ("rollback", "make the previous champion the champion again and redeploy it"),
     "status": ("status", "show the champion, the previous one and recent versions with their verdicts"),

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from .durations import seconds
 from .model import (
+    Analysis,
     ApprovalRule,
     ChampionSelector,
     ChatOps,
@@ -19,7 +21,10 @@ from .model import (
     Promote,
     Regression,
     Report,
+    Rollout,
+    RolloutStep,
     Rule,
+    Shadow,
     Significance,
     Stage,
     Step,
@@ -200,6 +205,27 @@ def _target(raw: dict[str, Any], predictions: str | None = None) -> DeployTarget
         host=raw.get("host", "127.0.0.1"),
         workers=raw.get("workers", 1),
         verify=_verify(raw.get("verify", {}), predictions),
+        rollout=_rollout(raw["rollout"]) if "rollout" in raw else None,
+        workspace=raw.get("workspace"),
+        endpoint=raw.get("endpoint"),
+        instance_type=raw.get("instance_type", "Standard_DS3_v2"),
+        instance_count=raw.get("instance_count", 1),
+        management_url=raw.get("management_url", "https://management.azure.com"),
+    )
+
+
+def _rollout(raw: dict[str, Any]) -> Rollout:
+    defaults = Rollout()
+    shadow = raw.get("shadow")
+    return Rollout(
+        steps=tuple(RolloutStep(s["traffic"], seconds(s.get("hold", 0))) for s in raw.get("steps", []))
+        or defaults.steps,
+        analysis=tuple(Analysis(a["name"], a["query"], a.get("max"), a.get("min"), a.get("no_data", "hold"))
+                       for a in raw.get("analysis", [])),
+        shadow=Shadow(shadow["share"], seconds(shadow["hold"]), shadow.get("min_agreement")) if shadow else None,
+        metrics=raw.get("metrics"),
+        interval_s=seconds(raw.get("interval", defaults.interval_s)),
+        hand_off=raw.get("hand_off", False),
     )
 
 

@@ -9,6 +9,12 @@ from pathlib import Path
 from typing import Any
 
 from ..support.state import DRIFT_REPORT_FILE, REPORT_FILE, state_relpath
+from .targets import Analysis as Analysis
+from .targets import DeployTarget as DeployTarget
+from .targets import Rollout as Rollout
+from .targets import RolloutStep as RolloutStep
+from .targets import Shadow as Shadow
+from .targets import Verify as Verify
 
 
 @dataclass(frozen=True)
@@ -140,42 +146,6 @@ class Promote:
 
     def stage(self, alias: str) -> Stage | None:
         return next((s for s in self.all_stages if s.alias == alias), None)
-
-
-@dataclass(frozen=True)
-class Verify:
-    """`deploy[].verify` of an mlflow_serve target: the smoke test before traffic (deploy/verify.py)."""
-
-    rows: str | None = None  # CSV or Parquet of evaluation inputs, relative to ml.yaml; None: skipped (a warning)
-    id_column: str = "row_id"
-    drop: tuple[str, ...] = ()  # columns that are not features (the label)
-    agreement: float = 0.99  # share of rows whose prediction equals the recorded one
-    p95_ms: float | None = None  # bound on the p95 latency of a request
-    sample: int = 200  # rows sent at most
-    predictions: str | None = None  # the evaluation step's predictions file (from pipeline:), read from the run
-
-
-@dataclass(frozen=True)
-class DeployTarget:
-    """One `deploy:` entry; the fields used depend on `type` (command, webhook, gitops or mlflow_serve)."""
-
-    name: str
-    type: str
-    cmd: str | tuple[str, ...] | None = None
-    url: str | None = None
-    secret_env: str | None = None
-    file: str | None = None
-    repo: str | None = None
-    branch: str | None = None
-    pull_request: bool = False
-    set: Mapping[str, str] = field(default_factory=dict)
-    canary_percent: int | None = None
-    timeout: float | None = None
-    pass_env: tuple[str, ...] = ()  # for type command: names or globs of the job's variables it may see
-    port: int | None = None  # for type mlflow_serve: the stable front port clients use
-    host: str = "127.0.0.1"  # for type mlflow_serve: where the front listens
-    workers: int = 1  # for type mlflow_serve: the model server's workers
-    verify: Verify = field(default_factory=Verify)  # for type mlflow_serve
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from ..errors import Problem
 from .lookup import Writers, close_match, exists, flatten_keys, is_file, load_yaml_keys, path_problem
 from .monitor import monitor_problems
 from .passenv import pass_env_problems
+from .rollout import rollout_problems
 from .serving import serving_problems
 from .significance import significance_problems
 from .source import Document, YamlPath
@@ -38,6 +39,7 @@ def semantic_problems(doc: Document) -> list[Problem]:
     problems += monitor_problems(doc, steps, writers)
     problems += stage_problems(doc)
     problems += serving_problems(doc, steps, writers)
+    problems += rollout_problems(doc)
     return problems
 
 

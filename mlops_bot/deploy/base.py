@@ -19,11 +19,8 @@ its server's health) answers that itself through its `up_to_date`, so a dead ser
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import importlib
 import os
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
@@ -33,10 +30,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 from ..console import log
 from ..decide.decision import Verdict
 from ..errors import BotError, UsageError
-from ..events.bus import emit
-from ..events.event import model_subject
 from ..registry import tags as names
-from ..registry.tags import deploy_tag
 
 if TYPE_CHECKING:
     from ..config.model import Config, DeployTarget
@@ -52,8 +46,9 @@ class ChangeRequests(Protocol):
 
 DETAIL_LIMIT = 500
 Echo = Callable[[str], None]
+AbortHook = Callable[[str, str, str, str], str]  # (model, version rolled back, version restored, reason) -> alias moves
 RecordedStatus = Literal["running", "succeeded", "failed"]  # the status tag of a target on a version
-Outcome = Literal["succeeded", "failed", "skipped"]  # what one deploy_all call did for a target
+Outcome = Literal["succeeded", "failed", "skipped", "rolling_out"]  # what one deploy_all call did for a target
 
 
 @dataclass(frozen=True)
@@ -107,6 +102,8 @@ class DeploySession:
     env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
     secrets: frozenset[str] = frozenset()  # variables ml.yaml names as secrets: a command never sees them
     registry: Registry | None = None  # where a target that serves the model downloads it from
+    on_abort: AbortHook | None = None  # a rollout that aborts moves the alias back with it (flows/rollback)
+    wait: bool | None = None  # drive a rollout to its end (None: as ml.yaml's rollout.hand_off says)
 
 
 class DeployRefused(BotError):
@@ -182,114 +179,8 @@ class DeployOptions:
     force: bool = False  # deploy again to targets that are up to date
     forge: ChangeRequests | None = None  # opens the pull requests of gitops targets with pull_request: true
     echo: Echo = log
-
-
-def deploy_all(config: Config, registry: Registry, version: str | int,
-               options: DeployOptions | None = None) -> list[DeployResult]:
-    """Deploys `version` of config.model.name to the chosen targets (all by default), in ml.yaml order.
-
-    One result per target; a failed target does not stop the others. `raise_for_failures(results)` then
-    raises DeployFailed (exit 3) when any failed. Registry errors propagate: without the record, deploying
-    on would lose track of what went where.
-    """
-    options = options or DeployOptions()
-    chosen = select(config, options.targets)
-    model_version = registry.get_model_version(config.model.name, str(version))
-    session = DeploySession(root=config.root, delivery=uuid.uuid4().hex, forge=options.forge, echo=options.echo,
-                            secrets=config.secret_names, registry=registry)
-    deployment = _Deployment(registry, model_version, session, options.force, config)
-    return [deployment.run(target) for target in chosen]
-
-
-def raise_for_failures(results: Sequence[DeployResult]) -> None:
-    if any(r.failed for r in results):
-        raise DeployFailed(results)
-
-
-class _Deployment:
-    def __init__(self, registry: Registry, version: ModelVersion, session: DeploySession, force: bool,
-                 config: Config | None = None) -> None:
-        self.registry, self.version, self.session, self.force = registry, version, session, force
-        self.config = config  # where events go (its audit log and `on:` rules)
-        self.request = request_for(version)
-        self._others: list[ModelVersion] | None = None
-
-    def run(self, target: DeployTarget) -> DeployResult:
-        tags, name = self.version.tags, target.name
-        status, key = tags.get(deploy_tag(name, "status"), ""), tags.get(deploy_tag(name, "key"), "")
-        checked = _up_to_date(target, self.request, self.session) if not self.force else None
-        if checked is not None:
-            return DeployResult(name, target.type, "skipped", checked, key=key)
-        if status == "succeeded" and not self.force and self._current(name) and not _checks_itself(target):
-            return DeployResult(name, target.type, "skipped", f"already deployed ({tags.get(deploy_tag(name, 'at'))}); "
-                                "--force deploys again", tags.get(deploy_tag(name, "url")),
-                                tags.get(deploy_tag(name, "commit")), key)
-        if status == "succeeded" or not key:  # a new deployment; a failed or interrupted one is retried as it was
-            key = next_key(key) if key else first_key(self.version.name, self.version.version, name)
-        self._record(name, "running", {"key": key, "detail": "deploying"})
-        self._emit("deployment.started", target, {"key": key})
-        result = self._attempt(target, key)
-        extra = {**{k: v for k, v in (("url", result.url), ("commit", result.commit)) if v}, **result.evidence}
-        self._record(name, "failed" if result.failed else "succeeded", {"detail": result.detail, **extra})
-        self._emit(f"deployment.{result.status}", target, {"key": key, "detail": result.detail, **extra})
-        self.session.echo(f"mlops-bot: deploy {name} ({target.type}) v{self.version.version}: {result.status}: "
-                          f"{result.detail}")
-        return result
-
-    def _emit(self, event_type: str, target: DeployTarget, data: Mapping[str, str]) -> None:
-        emit(self.config or self.session.root, event_type, model_subject(self.version.name, self.version.version),
-             {"model": self.version.name, "version": self.version.version, "target": target.name,
-              "target_type": target.type, **data})
-
-    def _current(self, name: str) -> bool:
-        """No other version was deployed to `name` since this one was (else this is a redeploy, a rollback)."""
-        if self._others is None:
-            self._others = self.registry.search_model_versions(self.version.name)
-        mine = self.version.tags.get(deploy_tag(name, "at"), "")
-        others = (v for v in self._others if v.version != self.version.version)
-        return all(v.tags.get(deploy_tag(name, "at"), "") <= mine for v in others)
-
-    def _attempt(self, target: DeployTarget, key: str) -> DeployResult:
-        secrets = [self.session.env.get(target.secret_env, "")] if target.secret_env else []
-        try:
-            done: DeployResult = _module(target).deploy(target, with_key(self.request, key), self.session)
-            return replace(done, detail=scrub(done.detail, secrets), key=key)
-        except BotError as exc:
-            evidence = exc.evidence if isinstance(exc, DeployRefused) else {}
-            return DeployResult(target.name, target.type, "failed", scrub(str(exc), secrets), key=key,
-                                evidence=evidence)
-        except BaseException as exc:
-            why = "interrupted" if isinstance(exc, KeyboardInterrupt) else f"internal error ({type(exc).__name__})"
-            with contextlib.suppress(Exception):  # the original exception matters more
-                self._record(target.name, "failed", {"detail": why})
-            raise
-
-    def _record(self, target: str, status: RecordedStatus, fields: Mapping[str, str]) -> None:
-        """Sets the target's status tag, its time, and the other fields given."""
-        for field_name, value in {"status": status, "at": now_iso(), **fields}.items():
-            self.registry.set_model_version_tag(self.version.name, self.version.version,
-                                                deploy_tag(target, field_name), value)
-
-
-TYPES = ("command", "webhook", "gitops", "mlflow_serve")
-
-
-def _module(target: DeployTarget) -> Any:
-    if target.type not in TYPES:
-        raise UsageError(f"deploy target '{target.name}': unknown type '{target.type}' ({', '.join(TYPES)}).")
-    return importlib.import_module(f"{__package__}.{target.type}")
-
-
-def _checks_itself(target: DeployTarget) -> bool:
-    return target.type == "mlflow_serve"
-
-
-def _up_to_date(target: DeployTarget, request: DeployRequest, session: DeploySession) -> str | None:
-    """What a target that knows what it serves says about this version: a detail when it is live and healthy."""
-    if not _checks_itself(target):
-        return None
-    answer: str | None = _module(target).up_to_date(target, request, session)
-    return answer
+    on_abort: AbortHook | None = None  # see DeploySession
+    wait: bool | None = None
 
 
 def with_key(request: DeployRequest, key: str) -> DeployRequest:

@@ -1,10 +1,12 @@
 """The stable front of an `mlflow_serve` target: nginx, run by the bot with a configuration it writes.
 
 Everything lives under `.mlops-bot/serving/<target>/front/` (nginx's prefix): nginx.conf, upstream.conf (the
-live version's port), the pid file, the logs and nginx's temp directories. Clients use the front's port only.
-Switching versions rewrites upstream.conf atomically, tests the configuration (`nginx -t`) and reloads nginx
-(SIGHUP): requests in flight finish on the old version, new ones go to the new one. Each answer carries the
-version in `X-MLOps-Bot-Version`, so the bot checks through the front that the switch took effect.
+versions' ports and weights), the pid file, the logs and nginx's temp directories. Clients use the front's port
+only. A route is one version, or several with weights (a rollout's traffic split: nginx's weighted round robin,
+one worker, so 10 of every 100 requests go to a version of weight 10). Changing the route rewrites upstream.conf
+atomically, tests the configuration (`nginx -t`) and reloads nginx (SIGHUP): requests in flight finish where
+they were, new ones follow the new route. Each answer carries the version that gave it in `X-MLOps-Bot-Version`
+(set by the version's tap), so the bot checks through the front that the change took effect.
 """
 
 from __future__ import annotations
@@ -43,11 +45,11 @@ http {{
     include {prefix}/upstream.conf;
     server {{
         listen {host}:{port};
+        location = /metrics {{ return 404; }}  # each version's tap counts for Prometheus; not for clients
         location / {{
             proxy_pass http://live;
             proxy_read_timeout 120s;
             proxy_set_header Host $host;
-            add_header {header} $live_version always;
         }}
     }}
 }}
@@ -82,18 +84,27 @@ class Front:
         return pid is not None and alive(pid)
 
     def switch(self, port: int, version: str) -> None:
-        """Points the front at 127.0.0.1:`port` (starting nginx when it is not running) and waits, bounded, until
-        the front answers /health from `version`."""
-        if not version.replace(".", "").replace("-", "").replace("_", "").isalnum():
-            raise BotError(f"model version {version!r} is not a plain version name; refusing to write it into nginx's "
-                           "configuration.")
+        """Points the front at 127.0.0.1:`port` alone (starting nginx when it is not running) and waits, bounded,
+        until the front answers /health from `version`."""
+        self.route([(port, 1, version)])
+
+    def route(self, routes: list[tuple[int, int, str]]) -> None:
+        """Sends traffic to 127.0.0.1:port of each (port, weight, version) in proportion to the weights (0: none)
+        and waits until the front answers from one of them and the old configuration's workers are gone."""
+        routes = [r for r in routes if r[1] > 0]
+        if not routes:
+            raise BotError(f"the front of {self.target} was asked to route to no version; nothing changed.")
+        for _port, _weight, version in routes:
+            if not version.replace(".", "").replace("-", "").replace("_", "").isalnum():
+                raise BotError(f"model version {version!r} is not a plain version name; refusing to write it into "
+                               "nginx's configuration.")
         for sub in ("logs", "tmp"):
             (self.prefix / sub).mkdir(parents=True, exist_ok=True)
         conf = self.prefix / "nginx.conf"
-        write_atomic(conf, _CONF.format(target=self.target, prefix=self.prefix, host=self.host, port=self.port,
-                                        header=VERSION_HEADER))
-        upstream = f"upstream live {{ server 127.0.0.1:{port}; }}\n"
-        write_atomic(self.prefix / "upstream.conf", upstream + f'map $host $live_version {{ default "{version}"; }}\n')
+        write_atomic(conf, _CONF.format(target=self.target, prefix=self.prefix, host=self.host, port=self.port))
+        servers = "".join(f"    server 127.0.0.1:{port} weight={weight};  # v{version}\n"
+                          for port, weight, version in routes)
+        write_atomic(self.prefix / "upstream.conf", f"upstream live {{\n{servers}}}\n")
         self._nginx("-t")
         pid, old_workers = self.pid(), set()
         if pid is not None and alive(pid):
@@ -104,7 +115,7 @@ class Front:
                 pid = None
         if pid is None or not alive(pid):
             self._nginx()  # starts the master (daemon: it outlives the CLI)
-        self._wait_for(version)
+        self._wait_for({version for _port, _weight, version in routes})
         # The workers of the old configuration accept no new connection once they have seen the reload and
         # exit when their requests are done; until then the old version must keep serving.
         _wait_gone(old_workers, SWITCH_WAIT_S)
@@ -141,14 +152,16 @@ class Front:
         except OSError as exc:
             return str(getattr(exc, "reason", exc))
 
-    def _wait_for(self, version: str) -> None:
+    def _wait_for(self, versions: set[str]) -> None:
         deadline, seen = time.monotonic() + SWITCH_WAIT_S, "no answer"
+        wanted = {f"HTTP 200 from v{v}" for v in versions}
         while time.monotonic() < deadline:
             seen = self._health()
-            if seen == f"HTTP 200 from v{version}":
+            if seen in wanted:
                 return
             time.sleep(0.2)
-        raise BotError(f"the front {self.url} did not answer /health from v{version} within {SWITCH_WAIT_S:g}s "
+        names = " or ".join(f"v{v}" for v in sorted(versions))
+        raise BotError(f"the front {self.url} did not answer /health from {names} within {SWITCH_WAIT_S:g}s "
                        f"(last: {seen}); see {self.prefix}/logs/error.log.")
 
 

@@ -24,6 +24,7 @@ from . import verify as smoke
 from .base import DeployRequest, DeployResult, DeploySession
 from .front import Front
 from .serving import (
+    SHADOW_FILE,
     Server,
     ServingState,
     alive,
@@ -50,9 +51,9 @@ def deploy(target: DeployTarget, request: DeployRequest, session: DeploySession)
     directory = serving_dir(session.root, target.name)
     with target_lock(directory):
         state = read_state(directory, target.name)
-        sweep(directory, state.live)
+        sweep(directory, state.servers())
         front = Front(target.name, directory / "front", target.host, target.port)
-        server, evidence, started = _start_verified(target, request, session, directory)
+        server, evidence, started = start_verified(target, request, session, directory)
         try:
             front.switch(server.port, request.version)
             write_state(directory, ServingState(target.name, server, target.port))
@@ -60,8 +61,9 @@ def deploy(target: DeployTarget, request: DeployRequest, session: DeploySession)
             retire(server)
             _point_back(front, state.live)
             raise
-        if state.live is not None and state.live.pid != server.pid:
-            retire(state.live)
+        for old in state.servers():  # the version that was live, and a rollout's canary left behind
+            if old.pid != server.pid:
+                retire(old)
     checked = f"verified: {evidence.line()}" if evidence else "not verified (the target has no verify.rows)"
     return DeployResult(target.name, target.type, "succeeded",
                         f"v{request.version} serving at {front.url} (server pid {server.pid}, port {server.port}, "
@@ -93,17 +95,18 @@ def stop(root: Path, target: DeployTarget) -> str:
         state = read_state(directory, target.name)
         front = Front(target.name, directory / "front", target.host, state.front_port or target.port or 0)
         front.stop()
-        if state.live is not None:
-            retire(state.live)
+        for server in state.servers():
+            retire(server)
         write_state(directory, ServingState(target.name, None, None))
     return f"stopped v{state.live.version}" if state.live else "nothing was serving"
 
 
-def sweep(directory: Path, live: Server | None) -> None:
+def sweep(directory: Path, keep: list[Server]) -> None:
     """Stops and removes what a deployment killed half-way left behind: servers of working directories other
-    than the live one (each records its server's pid in server.pid)."""
+    than those of `keep` (the live version, a rollout's canary; each records its server's pid in server.pid)."""
+    kept = {server.directory for server in keep}
     for workdir in directory.glob("v*-*"):
-        if not workdir.is_dir() or (live is not None and str(workdir) == live.directory):
+        if not workdir.is_dir() or str(workdir) in kept:
             continue
         with contextlib.suppress(OSError, ValueError):
             stop_server(Server("", int((workdir / PID_FILE).read_text()), 0))
@@ -117,7 +120,7 @@ def retire(server: Server) -> None:
         shutil.rmtree(server.directory, ignore_errors=True)
 
 
-def _start_verified(target: DeployTarget, request: DeployRequest, session: DeploySession,
+def start_verified(target: DeployTarget, request: DeployRequest, session: DeploySession,
                     directory: Path) -> tuple[Server, smoke.Evidence | None, float]:
     """A new server of the version, healthy and verified, or none at all (stopped and removed on any failure)."""
     assert session.registry is not None
@@ -130,7 +133,9 @@ def _start_verified(target: DeployTarget, request: DeployRequest, session: Deplo
         log_file = directory / "logs" / f"{workdir.name}.log"  # kept when the version is stopped or fails
         log_file.parent.mkdir(exist_ok=True)
         session.echo(f"mlops-bot: deploy {target.name}: starting v{request.version} (log: {log_file})")
-        server = replace(start_server(model_dir, request.version, target.workers, log_file), directory=str(workdir))
+        started_server = start_server(model_dir, request.version, target.workers, log_file, target.name,
+                                      workdir / SHADOW_FILE)
+        server = replace(started_server, directory=str(workdir))
         (workdir / PID_FILE).write_text(f"{server.pid}\n")  # for `sweep`, should this command be killed
     except BaseException:
         shutil.rmtree(workdir, ignore_errors=True)

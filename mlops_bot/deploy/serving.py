@@ -32,6 +32,8 @@ from ..support.files import write_atomic
 from ..support.state import local_state_dir, state_path
 
 STATE_FILE = "state.json"
+SCRAPE_FILE = "prometheus.json"  # file_sd targets: the taps (deploy/tap.py) of the versions being served
+SHADOW_FILE = "shadow.json"  # in a version's directory: where its tap mirrors requests (deploy/tap.py)
 LOCK_WAIT_S = 120.0
 STOP_GRACE_S = 10.0
 
@@ -56,6 +58,10 @@ class ServingState:
     target: str
     live: Server | None
     front_port: int | None = None
+    canary: Server | None = None  # the version a rollout brings in, beside `live` (deploy/rollout/)
+
+    def servers(self) -> list[Server]:
+        return [s for s in (self.live, self.canary) if s is not None]
 
 
 def serving_dir(root: Path, target: str) -> Path:
@@ -70,8 +76,9 @@ def read_state(directory: Path, target: str) -> ServingState:
     path = directory / STATE_FILE
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-        live = data.get("live")
-        return ServingState(target, Server(**live) if live else None, data.get("front_port"))
+        live, canary = data.get("live"), data.get("canary")
+        return ServingState(target, Server(**live) if live else None, data.get("front_port"),
+                            Server(**canary) if canary else None)
     except FileNotFoundError:
         return ServingState(target, None)
     except (ValueError, TypeError, AttributeError) as exc:
@@ -80,9 +87,13 @@ def read_state(directory: Path, target: str) -> ServingState:
 
 
 def write_state(directory: Path, state: ServingState) -> None:
+    """The state, and the scrape targets Prometheus reads from it (its file_sd_configs may name the file)."""
     data = {"target": state.target, "live": asdict(state.live) if state.live else None,
-            "front_port": state.front_port}
+            "front_port": state.front_port, "canary": asdict(state.canary) if state.canary else None}
     write_atomic(directory / STATE_FILE, json.dumps(data, indent=2) + "\n")
+    groups = [{"targets": [f"{s.host}:{s.port}"], "labels": {"mlops_bot_target": state.target}}
+              for s in state.servers()]
+    write_atomic(directory / SCRAPE_FILE, json.dumps(groups, indent=2) + "\n")
 
 
 @contextlib.contextmanager
@@ -143,20 +154,26 @@ def server_environment(mlflow: str) -> dict[str, str]:
     return env
 
 
-def start_server(model_dir: Path, version: str, workers: int, log_file: Path) -> Server:
-    """Starts `mlflow models serve` on a free port in its own session; returns at once (see wait_healthy).
-    The server's environment is the bot's: it loads the model with the same libraries (--env-manager local)."""
+def start_server(model_dir: Path, version: str, workers: int, log_file: Path, target: str,
+                 shadow_file: Path) -> Server:
+    """Starts the version's tap (deploy/tap.py) on a free port in its own session; the tap starts `mlflow models
+    serve` as its child in that session and forwards to it, counting requests and predictions for Prometheus.
+    `shadow_file` is where the bot tells the tap to mirror requests (SHADOW_FILE in the version's directory).
+    Returns at once (see wait_healthy). The server's environment is the bot's: it loads the model with the same
+    libraries (--env-manager local)."""
     host, port = "127.0.0.1", free_port()
     mlflow = mlflow_command()
-    argv = [mlflow, "models", "serve", "-m", str(model_dir), "--env-manager", "local",
-            "-h", host, "-p", str(port), "-w", str(workers)]
+    argv = [sys.executable, "-m", "mlops_bot.deploy.tap", "--port", str(port), "--host", host, "--target", target,
+            "--version", version, "--model-dir", str(model_dir), "--workers", str(workers), "--log-file",
+            str(log_file), "--shadow-file", str(shadow_file)]
     with open(log_file, "ab") as log:
         try:
             process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                        cwd=model_dir.parent, env=server_environment(mlflow),
                                        start_new_session=True)
         except OSError as exc:
-            raise BotError(f"cannot start `{' '.join(argv[:3])}` ({exc.strerror}); check the mlflow install.") from None
+            raise BotError(f"cannot start the model server of v{version} ({exc.strerror}); check the mlflow "
+                           "install.") from None
     return Server(version, process.pid, port, host)
 
 
@@ -189,9 +206,10 @@ def stop_server(server: Server, grace_s: float = STOP_GRACE_S) -> None:
 
 
 def is_model_server(pid: int) -> bool:
-    """The process runs mlflow (the `mlflow models serve` leader); True when the system cannot tell."""
+    """The process is a version's tap or runs mlflow; True when the system cannot tell."""
     try:
-        return b"mlflow" in Path(f"/proc/{pid}/cmdline").read_bytes()
+        line = Path(f"/proc/{pid}/cmdline").read_bytes()
+        return b"mlflow" in line or b"mlops_bot.deploy.tap" in line
     except OSError:
         return True
 

@@ -91,7 +91,10 @@ def deploy(project: Project, event: Event) -> bool:
     if targets == []:  # the stage deploys nothing (its `deploy: []`), not everything
         log(f"mlops-bot: the stage {alias} has no deploy targets; nothing to deploy.")
         return True
-    raise_for_failures(deploy_all(config, project.registry, version, DeployOptions(targets=targets)))
+    from .rollout import alias_back
+
+    hook = alias_back(config, project.registry, project.env)
+    raise_for_failures(deploy_all(config, project.registry, version, DeployOptions(targets=targets, on_abort=hook)))
     return True
 
 

@@ -19,6 +19,7 @@ from ..lifecycle.stages import entry_stage, stage_named, stage_targets
 from ..registry import alias_holder
 from ..registry.base import Registry
 from .project import Project
+from .rollout import alias_back
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -29,6 +30,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--stage", metavar="ALIAS", help="deploy the holder of this stage of promote.stages to the "
                                                           "stage's targets (default: the entry stage)")
     parser.add_argument("--force", action="store_true", help="deploy again to targets that are up to date")
+    parser.add_argument("--no-wait", dest="wait", action="store_false", default=None,
+                        help="start a rollout (deploy[].rollout) and return while its first step holds; "
+                             "`mlops-bot rollout` continues it")
+    parser.add_argument("--wait", dest="wait", action="store_true", help="drive a rollout to its end even when "
+                                                                          "ml.yaml says hand_off")
     parser.add_argument("--stop", action="store_true", help="stop what the mlflow_serve targets serve (their model "
                         "servers and nginx fronts); with --target, only those")
     parser.epilog = "Exit 0 when every target succeeded or was up to date, 3 when any failed (re-run to retry)."
@@ -90,8 +96,9 @@ def main(args: argparse.Namespace, project: Project) -> int:
     if config.deploy and not targets:  # the stage deploys nothing (its `deploy: []`), not everything
         log(f"mlops-bot: the stage {stage.alias} has no deploy targets; nothing to deploy.")
         return 0
-    results = deploy_all(config, registry, version, DeployOptions(targets=targets, force=args.force,
-                                                                  forge=_ForgeWhenNeeded(config.root)))
+    options = DeployOptions(targets=targets, force=args.force, forge=_ForgeWhenNeeded(config.root),
+                            on_abort=alias_back(config, registry, project.env), wait=args.wait)
+    results = deploy_all(config, registry, version, options)
     if args.json:
         emit_json({"model": config.model.name, "version": str(version), "results": [r.as_json() for r in results]})
     elif results:

@@ -9,6 +9,7 @@ deploys S's targets only. Every move is recorded for `history` (lifecycle/histor
 from __future__ import annotations
 
 import argparse
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -185,7 +186,10 @@ def deploy_stage(config: Config, registry: Registry, promotion: Promotion, stage
     names = stage_targets(config, stage)
     if not (promotion.is_champion and names):
         return []
-    return deploy_all(config, registry, promotion.version.version, DeployOptions(targets=names))
+    from .rollout import alias_back
+
+    hook = alias_back(config, registry, os.environ)
+    return deploy_all(config, registry, promotion.version.version, DeployOptions(targets=names, on_abort=hook))
 
 
 def as_json(promotion: Promotion, results: list[DeployResult], stage: str) -> dict[str, Any]:

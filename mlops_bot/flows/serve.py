@@ -60,6 +60,7 @@ def main(args: argparse.Namespace, project: Project) -> int:
     from ..service.guard import protocol_class
     from ..service.spool import hold_exclusive
     from .actions import rule_handler
+    from .rollout import Ticker
 
     config, env = project.config, dict(project.env)
     service = Service(config, env, rule_handler(config, env), workers=args.workers, limits=_limits(args))
@@ -80,13 +81,19 @@ def main(args: argparse.Namespace, project: Project) -> int:
     server = Server(uvicorn.Config(create_app(service), host=args.host, port=args.port, log_level="warning",
                                    access_log=False, lifespan="on", http=protocol_class(service.guard), ws="none",
                                    timeout_graceful_shutdown=30, server_header=False))
+    ticker = Ticker.of(config, env)  # rollouts with long holds continue while serve runs
     try:
+        if ticker is not None:
+            ticker.start()
         server.run()
     except SystemExit:  # uvicorn exits when it cannot bind; say it our way, with our exit code
         server.started = False
     except KeyboardInterrupt:  # uvicorn re-raises the SIGTERM/SIGINT it shut down on: a clean stop
         log("mlops-bot serve: stopped")
         return EXIT_OK
+    finally:
+        if ticker is not None:
+            ticker.stop()
     if not server.started:
         raise UsageError(f"could not listen on {args.host}:{args.port} (in use, or not an address of this machine).")
     return EXIT_OK

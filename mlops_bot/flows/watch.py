@@ -78,7 +78,22 @@ class Watcher:
         if cursor is None:
             log(f"mlops-bot watch: watching {self.config.model.name} from now on (cursor saved in {path})")
         self.handle_pending()
+        self.continue_rollouts()
         return fresh
+
+    def continue_rollouts(self) -> None:
+        """Advances the rollouts in progress (flows/rollout.py); one that rolled back is logged, not fatal."""
+        if not any(t.rollout is not None for t in self.config.deploy):
+            return
+        from ..deploy import DeployFailed
+        from .rollout import continue_rollouts
+
+        with activate(self.bus):
+            try:
+                for result in continue_rollouts(self.config, self.registry, self.env):
+                    log(f"mlops-bot watch: rollout to {result.target}: {result.status}: {result.detail}")
+            except (BotError, DeployFailed) as exc:
+                log(f"mlops-bot watch: rollout: {exc}")
 
     def check_drift(self) -> list[Event]:
         """One drift check (flows/drift.py); its event, logged already, is spooled and handled like a polled one."""

@@ -45,5 +45,5 @@ def test_schema_covers_every_section_the_issue_names() -> None:
     criterion = schema["$defs"]["criterion"]["properties"]
     rules = {"greater_is_better", "threshold", "min_absolute_change", "min_relative_change", "max_regression"}
     assert rules <= set(criterion)
-    targets = ["command", "webhook", "gitops", "mlflow_serve"]
+    targets = ["command", "webhook", "gitops", "mlflow_serve", "azureml_endpoint"]
     assert schema["$defs"]["deployTarget"]["properties"]["type"]["enum"] == targets

@@ -14,7 +14,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -33,6 +32,7 @@ from tests.helpers.deploy import make_config
 from tests.helpers.serving import (
     MODEL,
     PREDICTIONS,
+    Clients,
     register,
     save_model,
     score,
@@ -82,30 +82,6 @@ def live(root: Path) -> Any:
     return read_state(serving_dir(root, "local"), "local").live
 
 
-class Hammer:
-    """Scores through the front without pause from a thread; every answer's status and version kept."""
-
-    def __init__(self, url: str, rows: list[list[float]]) -> None:
-        self.url, self.rows, self.answers, self.stopped = url, rows, [], threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self.stopped.is_set():
-            try:
-                predictions, version = score(self.url, self.rows, timeout=10)
-                self.answers.append((version, predictions))
-            except OSError as exc:
-                self.answers.append(("error", str(exc)))
-
-    def __enter__(self) -> Hammer:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stopped.set()
-        self.thread.join(15)
-
-
 @pytest.fixture(scope="module")
 def rollout(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rollout]:
     root = tmp_path_factory.mktemp("serve") / "project"
@@ -137,17 +113,17 @@ def _play(state: Rollout) -> None:
     state.runs["v1"] = cli(root, "--version", "1")
     seen["v1"] = live(root)
     seen["v1 answer"] = score(state.front, state.rows)
-    with Hammer(state.front, state.rows) as hammer:
+    with Clients(state.front, state.rows) as hammer:
         state.runs["v2"] = cli(root, "--version", "2")
-    seen["during v2"] = [version for version, _ in hammer.answers]
+    seen["during v2"] = [version for _, version, _ in hammer.answers]
     seen["v2"] = live(root)
     seen["v2 answer"] = score(state.front, state.rows)
     seen["v1 stopped"] = wait_gone(seen["v1"].pid)
     seen["orphan"] = _killed_half_way(root)
     seen["orphan alive"] = alive(seen["orphan"])
-    with Hammer(state.front, state.rows) as hammer:
+    with Clients(state.front, state.rows) as hammer:
         state.runs["v3"] = cli(root, "--version", "3")
-    seen["during v3"] = hammer.answers
+    seen["during v3"] = [(version, got) for _, version, got in hammer.answers]
     seen["after v3"] = live(root)
     seen["v3 dirs"] = sorted(p.name for p in serving_dir(root, "local").iterdir() if p.name.startswith("v3-"))
     state.runs["v2 again"] = cli(root, "--version", "2")

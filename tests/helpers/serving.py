@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import json
 import tempfile
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -55,9 +56,10 @@ def write_predictions(path: Path, labels: Any, predicted: Any) -> None:
             writer.writerow([row_id, int(truth), int(guess)])
 
 
-def register(registry: Registry, model_dir: Path, predictions: Path, experiment: str = "serve") -> str:
+def register(registry: Registry, model_dir: Path, predictions: Path, experiment: str = "serve",
+             model: str = MODEL) -> str:
     """A finished run holding the model under `model` and the predictions under `outs/<PREDICTIONS>`, registered
-    as a new version of MODEL; returns the version."""
+    as a new version of `model`; returns the version."""
     exp = registry.get_or_create_experiment(experiment)
     run = registry.create_run(exp.experiment_id, "train")
     registry.upload_artifacts(run.run_id, model_dir, "model")
@@ -67,9 +69,9 @@ def register(registry: Registry, model_dir: Path, predictions: Path, experiment:
         staged.write_bytes(predictions.read_bytes())
         registry.upload_artifacts(run.run_id, Path(tmp), "outs")
     registry.update_run(run.run_id, "FINISHED")
-    registry.get_or_create_registered_model(MODEL)
+    registry.get_or_create_registered_model(model)
     artifact_uri = registry.get_run(run.run_id).artifact_uri
-    return registry.create_model_version(MODEL, f"{artifact_uri}/model", run.run_id).version
+    return registry.create_model_version(model, f"{artifact_uri}/model", run.run_id).version
 
 
 def score(url: str, rows: list[list[float]], timeout: float = 30) -> tuple[list[Any], str]:
@@ -88,3 +90,32 @@ def wait_gone(pid: int, timeout: float = 15) -> bool:
     while alive(pid) and time.monotonic() < deadline:
         time.sleep(0.1)
     return not alive(pid)
+
+
+class Clients:
+    """Scores through a front from a thread without pause (a short nap with `pause`); every answer kept as
+    (time, the X-MLOps-Bot-Version header or "error", the predictions or the error)."""
+
+    def __init__(self, url: str, rows: list[list[float]], pause: float = 0.0) -> None:
+        self.url, self.rows, self.pause = url, rows, pause
+        self.answers: list[tuple[float, str, Any]] = []
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self.stopped.is_set():
+            try:
+                predictions, version = score(self.url, self.rows, timeout=10)
+                self.answers.append((time.time(), version, predictions))
+            except OSError as exc:
+                self.answers.append((time.time(), "error", str(exc)))
+            if self.pause:
+                time.sleep(self.pause)
+
+    def __enter__(self) -> Clients:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stopped.set()
+        self.thread.join(15)

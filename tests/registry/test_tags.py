@@ -51,6 +51,7 @@ def test_every_builder_keeps_its_shape() -> None:
     assert tags.deploy_tag("prod", "at") == "mlops_bot.deploy.prod.at"
     assert tags.deploy_status("prod") == "mlops_bot.deploy.prod.status"
     assert tags.deploy_detail("prod") == "mlops_bot.deploy.prod.detail"
+    assert tags.deploy_tag("prod", "rollout") == "mlops_bot.deploy.prod.rollout"  # a rollout's state (JSON)
     assert tags.rescore_tag("ab12") == "mlops_bot.rescore.ab12"
     assert tags.stage_reached("staging") == "mlops_bot.stage.staging.reached"
     assert tags.approval_tag("production") == "mlops_bot.approval.production"
