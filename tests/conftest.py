@@ -17,7 +17,8 @@ from tests.servers.mlflow_server import MlflowServer, start
 # Fixtures used by more than one folder.
 pytest_plugins = ["tests.plugins.forge_servers", "tests.plugins.event_parts", "tests.plugins.stores",
                   "tests.plugins.gitlab_mlflow", "tests.plugins.azureml_mlflow", "tests.plugins.databricks_uc",
-                  "tests.plugins.second_mlflow", "tests.plugins.prometheus_server"]
+                  "tests.plugins.second_mlflow", "tests.plugins.prometheus_server",
+                  "tests.plugins.azureml_endpoints"]
 
 
 @pytest.fixture(scope="session")

@@ -25,17 +25,19 @@ class LockTimeout(BotError):
 
 
 @contextmanager
-def registry_lock(registry: Registry, model: str, wait_s: float = WAIT_S, ttl_s: float = TTL_S) -> Iterator[str]:
+def registry_lock(registry: Registry, model: str, wait_s: float = WAIT_S, ttl_s: float = TTL_S,
+                  scope: str = "promote") -> Iterator[str]:
+    """`scope` names what is locked: `promote` (the aliases), or another job on the model (`rollout.<target>`)."""
     owner = uuid.uuid4().hex
-    name = f"promote.{model}"
+    name = f"{scope}.{model}"
     deadline = time.monotonic() + wait_s
     delay, told = 0.05, False
     while (holder := registry.try_lock(name, owner, int(ttl_s * 1000))) != owner:
         if time.monotonic() >= deadline:
-            raise LockTimeout(f"another mlops-bot ({holder}) still holds the promotion lock of {model} after "
+            raise LockTimeout(f"another mlops-bot ({holder}) still holds the {scope} lock of {model} after "
                               f"{wait_s:.0f}s; it expires {ttl_s:.0f}s after it was taken: retry then.")
         if not told:
-            log(f"waiting for another mlops-bot to finish promoting {model}")
+            log(f"waiting for another mlops-bot to finish its {scope} of {model}")
             told = True
         time.sleep(delay * (1 + random.random()))
         delay = min(delay * 2, 2.0)

@@ -227,3 +227,31 @@ def test_the_state_on_the_version_is_compact_json(registry: Registry) -> None:
     engine.tick()
     raw = _version(registry).tags[tag("serve")]
     assert tag("serve") == "mlops_bot.deploy.serve.rollout" and len(raw) < 1000 and '"phase":"step"' in raw
+
+
+def test_every_rollout_event_matches_the_event_schema(registry: Registry) -> None:
+    import json
+
+    import jsonschema
+
+    from mlops_bot.events.event import Event, model_subject
+
+    schema = json.loads((Path(__file__).resolve().parents[2] / "schemas" / "event.schema.json").read_text())
+    world = World()
+    world.values = {"errors": 0.0, "mlops_bot_shadow_rows_total": 1.0}
+    engine = _engine(registry, world, Driver(), _target(shadow=Shadow(20, 1)))
+    engine.begin("1")
+    engine.drive(wait=True)
+    bad = World()
+    bad.values = {"errors": 0.5}
+    failing = _engine(registry, bad, Driver())
+    failing.state = None
+    failing.begin("1")
+    failing.tick()
+    kinds = set()
+    for kind, data in world.events + bad.events:
+        kinds.add(kind)
+        event = Event(kind, model_subject(MODEL, "2"), {"model": MODEL, "version": "2", "target": "serve", **data})
+        jsonschema.validate(json.loads(event.to_json()), schema)
+    assert kinds == {"rollout.started", "rollout.step_started", "rollout.step_passed", "rollout.shadow_reported",
+                     "rollout.completed", "deployment.rolled_back"}

@@ -4,6 +4,7 @@ repository, driven by deploy_all and continued by `mlops-bot rollout`'s flow fro
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ import yaml
 from mlops_bot.config.model import Analysis, DeployTarget, Rollout, RolloutStep
 from mlops_bot.deploy import DeployOptions, deploy_all
 from mlops_bot.deploy.rollout.state import read_state
+from mlops_bot.events.audit import EventLog, events_dir
 from mlops_bot.flows.rollout import Ticker, alias_back, continue_rollouts, in_progress
 from mlops_bot.registry import alias_holder, tags
 from mlops_bot.registry.local.store import LocalRegistry
@@ -117,3 +119,30 @@ def test_serve_s_ticker_continues_a_handed_off_rollout(tmp_path: Path, store: Lo
     assert in_progress(config, store) == []
     assert history(remote)[1:] == [("models:/iris-classifier/3", 10), ("models:/iris-classifier/3", 100)]
     assert Ticker.of(config, {}) is not None and Ticker.of(make_config(root), {}) is None
+
+
+def test_two_drivers_at_once_take_each_step_once(tmp_path: Path, store: LocalRegistry, remote: Remote) -> None:
+    root = tmp_path / "project"
+    serving_v2(root, store, remote)
+    config = make_config(root, target(remote, hand_off=True))
+    assert [r.status for r in deploy_all(config, store, "3", DeployOptions(echo=quiet))] == ["rolling_out"]
+    outcomes: list[str] = []
+
+    def drive() -> None:  # a `mlops-bot rollout --wait` of its own, e.g. watch on one machine, cron on another
+        registry = LocalRegistry(root / ".mlops-bot")
+        try:
+            outcomes.extend(r.status for r in continue_rollouts(config, registry, {}, wait=True))
+        finally:
+            registry.close()
+
+    threads = [threading.Thread(target=drive) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert "failed" not in outcomes and "succeeded" in outcomes
+    assert history(remote)[1:] == [("models:/iris-classifier/3", 10), ("models:/iris-classifier/3", 50),
+                                   ("models:/iris-classifier/3", 100)]
+    started = [e for e in EventLog(events_dir(root)).read() if e.type == "rollout.step_started"
+               and e.data["version"] == "3"]
+    assert [e.data["traffic"] for e in started] == [10, 50, 100]  # no step applied twice

@@ -61,4 +61,6 @@ def waiting(findings: Sequence[Finding]) -> list[Finding]:
 def _bound(analysis: Analysis) -> str:
     if analysis.min is not None and analysis.max is not None:
         return f"{analysis.min:g}..{analysis.max:g}"
+    if analysis.max is None and analysis.min is None:
+        return "reported only"  # the shadow's agreement without min_agreement
     return f"<= {analysis.max:g}" if analysis.max is not None else f">= {analysis.min:g}"

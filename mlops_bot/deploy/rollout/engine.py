@@ -13,8 +13,10 @@ on no evidence. A step without hold takes effect and passes without analysis (no
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 
 from ...config.durations import spoken
@@ -46,6 +48,10 @@ class Hooks:
     measure: judged.Measure  # a filled-in query -> its number
     now: Callable[[], int] = now_ms
     sleep: Callable[[float], None] = time.sleep
+    # One tick at a time per rollout, across processes (deploy, `rollout`, watch, serve), each from the state
+    # on record: a tick holds `exclusive` and starts from `reload()` (None: keep what it has).
+    exclusive: Callable[[], AbstractContextManager[object]] = contextlib.nullcontext
+    reload: Callable[[], RolloutState | None] = lambda: None
 
 
 @dataclass
@@ -80,7 +86,9 @@ class Engine:
     def drive(self, wait: bool) -> Progress:
         """Ticks until the rollout ends; without `wait`, returns after the first tick that has to wait."""
         while True:
-            progress = self.tick()
+            with self.hooks.exclusive():
+                self.state = self.hooks.reload() or self.state
+                progress = self.tick()
             if progress.due_ms is None or not wait:
                 return progress
             self.hooks.sleep(max(0.0, (progress.due_ms - self.hooks.now()) / 1000))

@@ -4,19 +4,23 @@ status `running` while it rolls out, `succeeded` once at 100%, `failed` with the
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING
 
 from ...config.durations import spoken
 from ...config.model import DeployTarget
 from ...errors import BotError
+from ...registry.lock import registry_lock
 from ..base import DeployRefused, DeployResult, scrub, with_key
 from .engine import Engine, Hooks, Progress
 from .prometheus import Prometheus
-from .state import now_ms, read_state
+from .state import RolloutState, now_ms, read_state
 from .traffic import driver_for
 
 if TYPE_CHECKING:
     from ..deployment import _Deployment
+
+TICK_TTL_S = 1800.0  # longer than any tick: a traffic change waits on the platform (an Azure ML update takes minutes)
 
 
 def roll(deployment: _Deployment, target: DeployTarget, key: str) -> DeployResult:
@@ -65,7 +69,15 @@ def _hooks(deployment: _Deployment, target: DeployTarget) -> Hooks:
             return None
         return Prometheus(metrics).value(query)
 
-    return Hooks(emit=emit, on_abort=on_abort, measure=measure)
+    registry, version = deployment.registry, deployment.version.version
+
+    def exclusive() -> AbstractContextManager[object]:
+        return registry_lock(registry, model, ttl_s=TICK_TTL_S, scope=f"rollout.{target.name}")
+
+    def reload() -> RolloutState | None:
+        return read_state(registry.get_model_version(model, version), target.name)
+
+    return Hooks(emit=emit, on_abort=on_abort, measure=measure, exclusive=exclusive, reload=reload)
 
 
 def _failed(deployment: _Deployment, target: DeployTarget, key: str, exc: BotError) -> DeployResult:
