@@ -124,7 +124,7 @@ class Engine:
         self._save(state)
         hold = self._hold_s(state)
         self.hooks.emit("rollout.step_started", {**self._where(state), "hold_s": hold, "detail": detail})
-        self.echo(f"{self._name(state)}: {detail}; holding {spoken(hold)}")
+        self.echo(f"{self._name(state)}: {detail}" + (f"; holding {spoken(hold)}" if hold else ""))
         return state
 
     def _hold(self, state: RolloutState) -> Progress | list[judged.Finding]:
@@ -218,7 +218,7 @@ class Engine:
 
 
 def _ended(state: RolloutState) -> str:
-    return f"rolled back: {state.reason}" if state.phase == "aborted" else "rolled out: 100% of traffic"
+    return f"rolled back: {state.reason}" if state.phase == "aborted" else "rolled out: all traffic to the new version"
 
 
 def _clock(ms: int) -> str:

@@ -40,8 +40,9 @@ class Driver:
             server, evidence, started = start_verified(self.target, self.request, self.session, self.directory)
             write_state(self.directory, ServingState(state.target, state.live, self.target.port, server))
         checked = evidence.line() if evidence else "not verified (the target has no verify.rows)"
-        self.session.echo(f"mlops-bot: deploy {self.target.name}: v{self.request.version} up beside the live version "
-                          f"in {started:.1f}s; {checked}")
+        beside = "beside the live version" if state.live is not None else "(nothing served before)"
+        self.session.echo(f"mlops-bot: deploy {self.target.name}: v{self.request.version} up {beside} in "
+                          f"{started:.1f}s; {checked}")
         return evidence.as_tags() if evidence else {"verify": '{"skipped": true}'}
 
     def split(self, percent: int) -> str:

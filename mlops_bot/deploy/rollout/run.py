@@ -35,8 +35,9 @@ def roll(deployment: _Deployment, target: DeployTarget, key: str) -> DeployResul
                     echo=lambda line: session.echo(f"mlops-bot: deploy {target.name} v{version.version}: {line}"))
     if state is not None and state.active:
         engine.state = state
-        session.echo(f"mlops-bot: deploy {target.name}: continuing v{version.version}'s rollout "
-                     f"({state.phase}, step {state.step + 1}, {state.traffic}%)")
+        where = "shadow" if state.phase == "shadow" else f"step {state.step + 1} of {len(target.rollout.steps)}"
+        session.echo(f"mlops-bot: deploy {target.name}: continuing v{version.version}'s rollout ({where}, "
+                     f"{state.traffic}% of traffic)")
     else:
         deployment._record(target.name, "running", {"key": key, "detail": "rolling out"})
         deployment._emit("deployment.started", target, {"key": key, "rollout": True})
@@ -93,7 +94,7 @@ def _failed(deployment: _Deployment, target: DeployTarget, key: str, exc: BotErr
 def _recorded(deployment: _Deployment, target: DeployTarget, key: str, progress: Progress) -> DeployResult:
     state, name = progress.state, target.name
     if state.phase == "completed":
-        result = DeployResult(name, target.type, "succeeded", f"rolled out to 100% ({progress.detail})", key=key)
+        result = DeployResult(name, target.type, "succeeded", progress.detail, key=key)
         deployment._record(name, "succeeded", {"detail": result.detail})
         deployment._emit("deployment.succeeded", target, {"key": key, "detail": result.detail})
     elif state.phase == "aborted":
@@ -101,7 +102,7 @@ def _recorded(deployment: _Deployment, target: DeployTarget, key: str, progress:
         deployment._record(name, "failed", {"detail": result.detail})
     else:
         due = "" if progress.due_ms is None else f"; `mlops-bot rollout` continues it (next look in " \
-              f"{spoken(max(0.0, (progress.due_ms - now_ms()) / 1000))})"
+              f"{spoken(max(0, round((progress.due_ms - now_ms()) / 1000)))})"
         result = DeployResult(name, target.type, "rolling_out", f"{progress.detail}{due}", key=key)
         deployment._record(name, "running", {"detail": scrub(result.detail, [])})
     deployment.session.echo(f"mlops-bot: deploy {name} ({target.type}) v{deployment.version.version}: "
