@@ -53,6 +53,20 @@ def deploy_all(config: Config, registry: Registry, version: str | int,
     return [deployment.run(target) for target in chosen]
 
 
+def stop_rollouts(config: Config, registry: Registry, version: str, reason: str,
+                  options: DeployOptions | None = None) -> list[DeployResult]:
+    """Rolls back every rollout of `version` still in progress (traffic to the version it was replacing): what
+    `mlops-bot rollback` does to the version it takes out of service, so no later tick takes it to 100%."""
+    from .rollout.run import stop
+
+    options = options or DeployOptions()
+    model_version = registry.get_model_version(config.model.name, version)
+    session = DeploySession(root=config.root, delivery=uuid.uuid4().hex, echo=options.echo,
+                            secrets=config.secret_names, registry=registry)
+    deployment = _Deployment(registry, model_version, session, False, config)
+    return [r for r in (stop(deployment, t, reason) for t in config.deploy if t.rollout is not None) if r]
+
+
 def raise_for_failures(results: Sequence[DeployResult]) -> None:
     if any(r.failed for r in results):
         raise DeployFailed(results)

@@ -16,6 +16,7 @@ from ..ci.context import read_context
 from ..config.model import Config, Stage
 from ..console import emit_json, log
 from ..deploy import DeployOptions, DeployResult, deploy_all, raise_for_failures
+from ..deploy.deployment import stop_rollouts
 from ..errors import EXIT_OK, NotFound, UsageError
 from ..events.bus import emit
 from ..events.event import model_subject
@@ -107,6 +108,12 @@ def _staged(config: Config, stage: Stage) -> Config:
     return stage_config(config, stage) if config.promote.stages else config
 
 
+def stop_rollouts_of(config: Config, registry: Registry, replaced: str | None, reason: str) -> None:
+    """A rollout of the version taken out of service rolls back too; else a later tick would finish it."""
+    if replaced is not None and any(t.rollout is not None for t in config.deploy):
+        stop_rollouts(config, registry, replaced, f"rolled back by hand: {reason or 'no reason given'}")
+
+
 def deploy_restored(config: Config, registry: Registry, stage: Stage, version: str) -> list[DeployResult]:
     """Redeploys the restored version to the stage's targets; raises DeployFailed after recording on a failure."""
     names = stage_targets(config, stage)
@@ -120,6 +127,7 @@ def rollback_stage(project: Project, stage: str, mover: Mover, reason: str) -> t
     config, registry = project.config, project.registry
     chosen = stage_named(config, stage)
     target, replaced = rollback(_staged(config, chosen), registry, None, reason, mover)
+    stop_rollouts_of(config, registry, replaced, reason)
     deploy_restored(config, registry, chosen, target.version)  # what is deployed already is skipped
     return target, replaced
 
@@ -135,6 +143,7 @@ def main(args: argparse.Namespace, project: Project) -> int:
     else:
         log(f"rolled back {config.model.name}: v{target.version} is the {stage.alias} again "
             f"(v{replaced} taken out of service)")
+    stop_rollouts_of(config, registry, replaced, args.reason)
     if not args.no_deploy:
         results = deploy_restored(config, registry, stage, target.version)
     if args.json:

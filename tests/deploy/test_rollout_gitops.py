@@ -16,7 +16,10 @@ from mlops_bot.config.model import Analysis, DeployTarget, Rollout, RolloutStep
 from mlops_bot.deploy import DeployOptions, deploy_all
 from mlops_bot.deploy.rollout.state import read_state
 from mlops_bot.events.audit import EventLog, events_dir
+from mlops_bot.flows.project import Project
+from mlops_bot.flows.rollback import rollback_stage
 from mlops_bot.flows.rollout import Ticker, alias_back, continue_rollouts, in_progress
+from mlops_bot.lifecycle.history import Mover
 from mlops_bot.registry import alias_holder, tags
 from mlops_bot.registry.local.store import LocalRegistry
 from tests.helpers.deploy import MODEL, make_config
@@ -146,3 +149,22 @@ def test_two_drivers_at_once_take_each_step_once(tmp_path: Path, store: LocalReg
     started = [e for e in EventLog(events_dir(root)).read() if e.type == "rollout.step_started"
                and e.data["version"] == "3"]
     assert [e.data["traffic"] for e in started] == [10, 50, 100]  # no step applied twice
+
+
+def test_a_rollback_by_hand_rolls_back_the_rollout_in_progress(tmp_path: Path, store: LocalRegistry,
+                                                                remote: Remote) -> None:
+    root = tmp_path / "project"
+    serving_v2(root, store, remote)
+    store.set_alias(MODEL, "champion", "3")
+    store.set_alias(MODEL, "previous-champion", "2")
+    config = make_config(root, target(remote, hand_off=True, steps=(RolloutStep(10, 60), RolloutStep(100))))
+    assert [r.status for r in deploy_all(config, store, "3", DeployOptions(echo=quiet))] == ["rolling_out"]
+    with Project.of(config, {}) as project:
+        restored, replaced = rollback_stage(project, "champion", Mover("ops", ""), "latency complaints")
+    assert (restored.version, replaced) == ("2", "3")
+    # KServe's rollback (all traffic to the previous revision), then the restored version redeployed as the manifest
+    assert history(remote)[-2:] == [("models:/iris-classifier/3", 0), ("models:/iris-classifier/2", 100)]
+    assert in_progress(config, store) == []
+    state = read_state(store.get_model_version(MODEL, "3"), "prod")
+    assert state is not None and state.phase == "aborted" and "rolled back by hand: latency complaints" in state.reason
+    assert continue_rollouts(config, store, {}) == []  # nothing left for a later tick to finish

@@ -93,6 +93,15 @@ class Engine:
                 return progress
             self.hooks.sleep(max(0.0, (progress.due_ms - self.hooks.now()) / 1000))
 
+    def stop(self, reason: str) -> Progress:
+        """Aborts the rollout now, whatever its analysis says (e.g. `mlops-bot rollback` took the version out)."""
+        with self.hooks.exclusive():
+            self.state = self.hooks.reload() or self.state
+            state = self._current()
+            if not state.active:
+                return Progress(state, _ended(state))
+            return self._abort(state, reason, state.findings)
+
     def tick(self) -> Progress:
         state = self._current()
         while True:

@@ -11,6 +11,7 @@ from ...config.durations import spoken
 from ...config.model import DeployTarget
 from ...errors import BotError
 from ...registry.lock import registry_lock
+from ...registry.tags import deploy_tag
 from ..base import DeployRefused, DeployResult, scrub, with_key
 from .engine import Engine, Hooks, Progress
 from .prometheus import Prometheus
@@ -49,6 +50,21 @@ def roll(deployment: _Deployment, target: DeployTarget, key: str) -> DeployResul
         deployment._record(target.name, "running", {"detail": "rolling out", **evidence})
     wait = session.wait if session.wait is not None else not target.rollout.hand_off
     return _recorded(deployment, target, key, engine.drive(wait))
+
+
+def stop(deployment: _Deployment, target: DeployTarget, reason: str) -> DeployResult | None:
+    """Rolls back `target`'s rollout of the version when one is in progress (None when there is none)."""
+    version, session = deployment.version, deployment.session
+    state = read_state(version, target.name)
+    if state is None or not state.active:
+        return None
+    key = version.tags.get(deploy_tag(target.name, "key"), "")
+    driver = driver_for(target, with_key(deployment.request, key), session)
+    hooks = _hooks(deployment, target)
+    hooks.on_abort = lambda _stable, _reason: "the aliases were moved by the rollback itself"
+    engine = Engine(target, version, deployment.registry, driver, hooks,
+                    echo=lambda line: session.echo(f"mlops-bot: deploy {target.name} v{version.version}: {line}"))
+    return _recorded(deployment, target, key, engine.stop(reason))
 
 
 def _hooks(deployment: _Deployment, target: DeployTarget) -> Hooks:
