@@ -32,6 +32,10 @@ def _target(doc: Document, i: int, target: dict[str, Any], rollout: dict[str, An
         return [doc.problem(where, f"a {kind} target cannot split traffic, so it cannot roll out in steps; "
                             f"rollout works with {', '.join(SPLITS)} targets", key=True)]
     problems = _steps(doc, where, rollout.get("steps"))
+    if kind == "gitops" and target.get("pull_request") is True:
+        problems.append(doc.problem(("deploy", i, "pull_request"), "a rollout's steps are commits that must take "
+                                    "effect when the bot makes them; a pull request would wait for a review. Push to "
+                                    "the branch (remove pull_request) or drop rollout", key=True))
     if kind == "gitops" and "canary" in target:
         problems.append(doc.problem(("deploy", i, "canary"), "rollout sets canaryTrafficPercent step by step; "
                                     "remove canary: (the first step's traffic replaces it)", key=True))

@@ -42,8 +42,8 @@ def test_what_a_rollout_cannot_be(project: Callable[[str], Path]) -> None:
         " {traffic: 100}]}}",
         "{name: c, type: mlflow_serve, port: 5056, rollout: {" + METRICS + ", steps: [{traffic: 10}]}}",
         "{name: d, type: mlflow_serve, port: 5057, rollout: {analysis: [{name: e, query: up, max: 1}]}}",
-        "{name: e, type: gitops, file: m.yaml, set: {a: b}, canary: {traffic_percent: 5}, rollout: {"
-        + METRICS + ", shadow: {share: 5, hold: 1m}}}",
+        "{name: e, type: gitops, file: m.yaml, set: {a: b}, canary: {traffic_percent: 5}, pull_request: true, "
+        "rollout: {" + METRICS + ", shadow: {share: 5, hold: 1m}}}",
         "{name: f, type: mlflow_serve, port: 5058, rollout: {" + METRICS + ", analysis: [{name: x, query: "
         "'up{v=\"$versoin\"}', max: 1}, {name: x, query: up, min: 2, max: 1}]}}")))
     text = "\n".join(messages)
@@ -54,6 +54,7 @@ def test_what_a_rollout_cannot_be(project: Callable[[str], Path]) -> None:
     assert "deploy[3].rollout: analysis queries and the shadow's agreement are answered by Prometheus; add " \
            "metrics:" in text
     assert "deploy[4].canary: rollout sets canaryTrafficPercent step by step; remove canary:" in text
+    assert "deploy[4].pull_request: a rollout's steps are commits that must take effect" in text
     assert "deploy[4].rollout.shadow: shadow traffic needs a proxy that mirrors requests" in text
     assert "deploy[5].rollout.analysis[0].query: $versoin is not a placeholder the bot fills in ($version, " \
            "$previous, $target, $model); did you mean 'version'?" in text
