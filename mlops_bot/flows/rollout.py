@@ -75,10 +75,18 @@ def in_progress(config: Config, registry: Registry, names: list[str] | None = No
 
 def continue_rollouts(config: Config, registry: Registry, env: Mapping[str, str], wait: bool = False,
                       names: list[str] | None = None) -> list[DeployResult]:
+    """Advances each rollout in progress; one that cannot (Prometheus or the platform unreachable after retries)
+    is a failed result with the reason, stays in progress for the next call, and does not stop the others."""
     hook = alias_back(config, registry, env)
     results: list[DeployResult] = []
     for version, target in in_progress(config, registry, names):
-        results += deploy_all(config, registry, version, DeployOptions(targets=[target], on_abort=hook, wait=wait))
+        try:
+            results += deploy_all(config, registry, version, DeployOptions(targets=[target], on_abort=hook,
+                                                                           wait=wait))
+        except BotError as exc:
+            kind = next(t.type for t in config.deploy if t.name == target)
+            results.append(DeployResult(target, kind, "failed", f"v{version}'s rollout could not advance: {exc}; "
+                                        "it holds where it was and is tried again next time"))
     return results
 
 

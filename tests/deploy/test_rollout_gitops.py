@@ -15,6 +15,8 @@ import yaml
 from mlops_bot.config.model import Analysis, DeployTarget, Rollout, RolloutStep
 from mlops_bot.deploy import DeployOptions, deploy_all
 from mlops_bot.deploy.rollout.state import read_state
+from mlops_bot.deploy.serving import free_port
+from mlops_bot.errors import RemoteError
 from mlops_bot.events.audit import EventLog, events_dir
 from mlops_bot.flows.project import Project
 from mlops_bot.flows.rollback import rollback_stage
@@ -168,3 +170,20 @@ def test_a_rollback_by_hand_rolls_back_the_rollout_in_progress(tmp_path: Path, s
     state = read_state(store.get_model_version(MODEL, "3"), "prod")
     assert state is not None and state.phase == "aborted" and "rolled back by hand: latency complaints" in state.reason
     assert continue_rollouts(config, store, {}) == []  # nothing left for a later tick to finish
+
+
+@pytest.mark.slow
+def test_an_unreachable_prometheus_is_reported_and_the_rollout_holds(tmp_path: Path, store: LocalRegistry,
+                                                                      remote: Remote) -> None:
+    root = tmp_path / "project"
+    serving_v2(root, store, remote)
+    closed = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    config = make_config(root, target(remote, hand_off=True, metrics=closed, steps=(RolloutStep(10, 0.2),
+                                                                                    RolloutStep(100)),
+                                      analysis=(Analysis("errors", "vector(0)", max=0.1),)))
+    with pytest.raises(RemoteError, match=r"Prometheus: no answer from http://127\.0\.0\.1:\d+/api/v1/query"):
+        deploy_all(config, store, "3", DeployOptions(echo=quiet))
+    [result] = continue_rollouts(config, store, {})  # e.g. `mlops-bot rollout` from cron: reported, not fatal
+    assert result.status == "failed" and "could not advance" in result.detail and "Prometheus" in result.detail
+    assert in_progress(config, store) == [("3", "prod")]  # it holds where it was
+    assert history(remote)[1:] == [("models:/iris-classifier/3", 10)]
