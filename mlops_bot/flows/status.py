@@ -7,8 +7,9 @@ import argparse
 from datetime import datetime, timezone
 from typing import Any
 
-from ..config.model import Config
+from ..config.model import Config, DeployTarget
 from ..console import emit_json, log
+from ..deploy.rollout.state import read_state
 from ..lifecycle.protected import hand_moved
 from ..registry import alias_holder, tags
 from ..registry.base import ModelVersion, Registry
@@ -20,7 +21,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def version_row(config: Config, version: ModelVersion) -> dict[str, Any]:
-    deployments = {t.name: version.tags.get(tags.deploy_status(t.name), "") for t in config.deploy}
+    deployments = {t.name: _deployment(version, t) for t in config.deploy}
     return {
         "version": version.version,
         "aliases": list(version.aliases),
@@ -32,6 +33,15 @@ def version_row(config: Config, version: ModelVersion) -> dict[str, Any]:
         "rolled_back": version.tags.get(tags.ROLLED_BACK, ""),
         "deployments": {k: v for k, v in deployments.items() if v},
     }
+
+
+def _deployment(version: ModelVersion, target: DeployTarget) -> str:
+    """The target's status on the version; for a rollout, where it stands (its status tag says `running` all along)."""
+    status = version.tags.get(tags.deploy_status(target.name), "")
+    state = read_state(version, target.name) if target.rollout is not None else None
+    if state is not None and state.active:
+        return f"rolling out ({'shadow' if state.phase == 'shadow' else f'{state.traffic}%'})"
+    return "rolled back" if state is not None and state.phase == "aborted" else status
 
 
 def collect(config: Config, registry: Registry, limit: int) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from mlops_bot.events.audit import EventLog, events_dir
 from mlops_bot.flows.project import Project
 from mlops_bot.flows.rollback import rollback_stage
 from mlops_bot.flows.rollout import Ticker, alias_back, continue_rollouts, in_progress
+from mlops_bot.flows.status import version_row
 from mlops_bot.lifecycle.history import Mover
 from mlops_bot.registry import alias_holder, tags
 from mlops_bot.registry.local.store import LocalRegistry
@@ -187,3 +188,16 @@ def test_an_unreachable_prometheus_is_reported_and_the_rollout_holds(tmp_path: P
     assert result.status == "failed" and "could not advance" in result.detail and "Prometheus" in result.detail
     assert in_progress(config, store) == [("3", "prod")]  # it holds where it was
     assert history(remote)[1:] == [("models:/iris-classifier/3", 10)]
+
+
+def test_status_shows_where_a_rollout_stands(tmp_path: Path, store: LocalRegistry, remote: Remote) -> None:
+    root = tmp_path / "project"
+    serving_v2(root, store, remote)
+    config = make_config(root, target(remote, hand_off=True, steps=(RolloutStep(10, 60), RolloutStep(100))))
+    deploy_all(config, store, "3", DeployOptions(echo=quiet))
+    assert version_row(config, store.get_model_version(MODEL, "3"))["deployments"] == {"prod": "rolling out (10%)"}
+    assert version_row(config, store.get_model_version(MODEL, "2"))["deployments"] == {"prod": "succeeded"}
+    store.set_alias(MODEL, "previous-champion", "2")
+    with Project.of(config, {}) as project:
+        rollback_stage(project, "champion", Mover("ops", ""), "no")
+    assert version_row(config, store.get_model_version(MODEL, "3"))["deployments"] == {"prod": "rolled back"}
