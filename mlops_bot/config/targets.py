@@ -76,7 +76,7 @@ class DeployTarget:
     port: int | None = None  # for type mlflow_serve: the stable front port clients use
     host: str = "127.0.0.1"  # for type mlflow_serve: where the front listens
     workers: int = 1  # for type mlflow_serve: the model server's workers
-    verify: Verify = field(default_factory=Verify)  # for type mlflow_serve
+    verify: Verify = field(default_factory=Verify)  # for types mlflow_serve and azureml_endpoint
     rollout: Rollout | None = None  # for types mlflow_serve, gitops and azureml_endpoint
     workspace: str | None = None  # for type azureml_endpoint: the workspace's Azure resource id
     endpoint: str | None = None  # for type azureml_endpoint: the managed online endpoint
