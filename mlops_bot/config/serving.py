@@ -1,6 +1,6 @@
-"""Checks of `mlflow_serve` deploy targets a schema cannot express: verify.rows exists or a step writes it, the
-version's recorded predictions are known (a step declares predictions, or verify.predictions names them), and no
-two targets share a front port."""
+"""Checks of the deploy targets that verify a version before traffic (`mlflow_serve`, `azureml_endpoint`) a schema
+cannot express: verify.rows exists or a step writes it, the version's recorded predictions are known (a step declares
+predictions, or verify.predictions names them); and no two mlflow_serve targets share a front port."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ from ..errors import Problem
 from .lookup import Writers, exists, path_problem
 from .source import Document
 
+VERIFIED = ("mlflow_serve", "azureml_endpoint")  # the types that send verify.rows to the new version
+
 
 def serving_problems(doc: Document, steps: dict[str, dict[str, Any]], writers: Writers) -> list[Problem]:
     targets = doc.data.get("deploy")
@@ -17,17 +19,23 @@ def serving_problems(doc: Document, steps: dict[str, dict[str, Any]], writers: W
     ports: dict[int, str] = {}
     predictions = any(isinstance(step.get("predictions"), str) for step in steps.values())
     for i, target in enumerate(targets if isinstance(targets, list) else []):
-        if not isinstance(target, dict) or target.get("type") != "mlflow_serve":
+        if not isinstance(target, dict) or target.get("type") not in VERIFIED:
             continue
-        port, name = target.get("port"), str(target.get("name"))
-        if isinstance(port, int) and port in ports:
-            problems.append(doc.problem(("deploy", i, "port"), f"port {port} is the front of target "
-                                        f"'{ports[port]}' already; give each mlflow_serve target its own port"))
-        elif isinstance(port, int):
-            ports[port] = name
+        if target.get("type") == "mlflow_serve":
+            problems += _port(doc, i, target, ports)
         verify = target.get("verify")
         problems += _verify(doc, i, verify if isinstance(verify, dict) else {}, writers, predictions)
     return problems
+
+
+def _port(doc: Document, i: int, target: dict[str, Any], ports: dict[int, str]) -> list[Problem]:
+    port = target.get("port")
+    if isinstance(port, int) and port in ports:
+        return [doc.problem(("deploy", i, "port"), f"port {port} is the front of target '{ports[port]}' already; "
+                            "give each mlflow_serve target its own port")]
+    if isinstance(port, int):
+        ports[port] = str(target.get("name"))
+    return []
 
 
 def _verify(doc: Document, i: int, verify: dict[str, Any], writers: Writers, predictions: bool) -> list[Problem]:

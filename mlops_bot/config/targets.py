@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 
 @dataclass(frozen=True)
 class Verify:
-    """`deploy[].verify` of an mlflow_serve target: the smoke test before traffic (deploy/verify.py)."""
+    """`deploy[].verify` of an mlflow_serve or azureml_endpoint target: the smoke test before traffic
+    (deploy/verify.py)."""
 
     rows: str | None = None  # CSV or Parquet of evaluation inputs, relative to ml.yaml; None: skipped (a warning)
     id_column: str = "row_id"

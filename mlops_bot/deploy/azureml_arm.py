@@ -4,7 +4,9 @@ operations and Azure's errors, for the Machine Learning online-endpoint operatio
 Microsoft.MachineLearningServices/stable/2024-04-01/mfe.json).
 
 The token: `AZURE_ACCESS_TOKEN` when the job sets it (e.g. `az account get-access-token --query accessToken`), else
-azure-identity's DefaultAzureCredential for https://management.azure.com/.default (the `azure` extra).
+azure-identity's DefaultAzureCredential for https://management.azure.com/.default (the `azure` extra). An endpoint
+whose authMode is AADToken is scored with a token for https://ml.azure.com/.default instead (`AZURE_ML_ACCESS_TOKEN`,
+e.g. `az account get-access-token --resource https://ml.azure.com`, else the same credential).
 
 Long-running operations (ARM's async protocol, as the spec's x-ms-long-running-operation options say): a PUT answers
 200/201 with `Azure-AsyncOperation`, polled until its status is Succeeded, Failed or Canceled, then the resource is
@@ -34,6 +36,8 @@ API_VERSION = "2024-04-01"
 SERVICE = "Azure ML"
 SCOPE = "https://management.azure.com/.default"
 TOKEN_ENV = "AZURE_ACCESS_TOKEN"
+SCORING_SCOPE = "https://ml.azure.com/.default"  # an AADToken endpoint's audience
+SCORING_TOKEN_ENV = "AZURE_ML_ACCESS_TOKEN"
 LRO_TIMEOUT_S = 1200.0  # a managed deployment takes minutes to provision
 POLL_DEFAULT_S = 60.0  # between polls when the service names no Retry-After (ARM's async API reference)
 POLL_MAX_S = 60.0
@@ -60,21 +64,22 @@ class _Retryable(Exception):
         self.status, self.why, self.retry_after = status, why, retry_after
 
 
-def access_token(env: Mapping[str, str]) -> str:
-    """The bearer token for Azure Resource Manager."""
-    given = env.get(TOKEN_ENV, "").strip()
+def access_token(env: Mapping[str, str], variable: str = TOKEN_ENV, scope: str = SCOPE) -> str:
+    """The bearer token for Azure Resource Manager (or, with SCORING_TOKEN_ENV and SCORING_SCOPE, for scoring an
+    AADToken endpoint)."""
+    given = env.get(variable, "").strip()
     if given:
         return given
     try:
         from azure.identity import DefaultAzureCredential
     except ImportError:
-        raise UsageError(f"deploying to Azure ML needs a token: set {TOKEN_ENV}, or install azure-identity with "
+        raise UsageError(f"deploying to Azure ML needs a token: set {variable}, or install azure-identity with "
                          "`pip install mlops-bot[azure]` to sign in with the job's Azure identity.") from None
     try:
-        return str(DefaultAzureCredential().get_token(SCOPE).token)
+        return str(DefaultAzureCredential().get_token(scope).token)
     except Exception as exc:  # azure-identity's CredentialUnavailableError, ClientAuthenticationError, ...
         raise UsageError(f"no Azure credential was found ({type(exc).__name__}); sign in with azure/login or "
-                         f"`az login`, or set {TOKEN_ENV}.") from None
+                         f"`az login`, or set {variable}.") from None
 
 
 @dataclass

@@ -3,9 +3,12 @@ exists, through Azure Resource Manager (azureml_arm.py).
 
 One deployment per version, named `<model>-v<version>` (letters, digits and '-', starting with a letter, at most 32
 characters; the model part is cut to fit), serving the model asset `<workspace>/models/<name>/versions/<version>` (an
-Azure ML workspace's MLflow registry keeps its versions as model assets). Without `rollout:`, `deploy` creates it and
-waits, gives it all the endpoint's traffic, then deletes this model's deployments left with none (best effort). With
-`rollout:`, deploy/rollout/azureml_split.py moves the traffic step by step through the same `Endpoint`.
+Azure ML workspace's MLflow registry keeps its versions as model assets). Without `rollout:`, `deploy` creates it with
+no traffic and waits, verifies it on the evaluation rows (deploy/azureml_score.py: requests to it alone, with the
+endpoint's key), gives it all the endpoint's traffic, then deletes this model's deployments left with none (best
+effort). A deployment that fails verification is deleted before any traffic reaches it, and the evidence is recorded
+on the version (exit 3). With `rollout:`, deploy/rollout/azureml_split.py does the same in its prepare() and then
+moves the traffic step by step through the same `Endpoint`.
 
 Traffic is changed by reading the endpoint and putting it back with its new `properties.traffic`
 (OnlineEndpoints_CreateOrUpdate): the spec's PATCH (OnlineEndpoints_Update) takes only tags and identity, and an
@@ -16,13 +19,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from ..config.model import DeployTarget
 from ..errors import BotError, UsageError
 from ..support.urls import redact
-from .azureml_arm import Arm, OperationFailed, access_token, compact
+from . import verify as smoke
+from .azureml_arm import SCORING_SCOPE, SCORING_TOKEN_ENV, Arm, OperationFailed, access_token, compact
+from .azureml_score import verify_deployment
 from .base import DeployRefused, DeployRequest, DeployResult, DeploySession
 
 NAME_LIMIT = 32
@@ -118,6 +123,34 @@ class Endpoint:
             raise DeployRefused(f"deploy target '{self.target.name}': Azure ML could not provision deployment "
                                 f"'{name}' ({failed.detail})", {"provisioning": compact(failed.document)}) from None
 
+    def scoring(self, env: Mapping[str, str]) -> tuple[str, str]:
+        """The scoring URI and the bearer credential its authMode asks for: a key (OnlineEndpoints_ListKeys), an
+        AML token (OnlineEndpoints_GetToken) or an Entra token for Azure ML (AADToken)."""
+        properties = props(self.read())
+        uri, mode = str(properties.get("scoringUri") or ""), str(properties.get("authMode") or "Key")
+        if not uri:
+            raise UsageError(f"deploy target '{self.target.name}': endpoint '{self.target.endpoint}' has no scoring "
+                             "URI yet; wait until it is provisioned and run `mlops-bot deploy` again.")
+        if mode.lower() == "aadtoken":
+            return uri, access_token(env, SCORING_TOKEN_ENV, SCORING_SCOPE)
+        operation, field = ("token", "accessToken") if mode.lower() == "amltoken" else ("listKeys", "primaryKey")
+        answer = self.arm.json_of(self.arm.call("POST", self.arm.url(f"{self.path}/{operation}")))
+        credential = str(answer.get(field) or answer.get("secondaryKey") or "")
+        if not credential:
+            raise UsageError(f"deploy target '{self.target.name}': Azure ML gave no {field} for endpoint "
+                             f"'{self.target.endpoint}' (authMode {mode}); check the endpoint's authentication.")
+        return uri, credential
+
+    def discard(self, name: str) -> bool:
+        """Deletes a deployment that takes no traffic (its 0 entry dropped first); False when it takes some."""
+        traffic = self.traffic()
+        if traffic.get(name, 0) > 0:
+            return False
+        if name in traffic:  # a name in the map must exist: drop it first
+            self.set_traffic({k: v for k, v in traffic.items() if k != name})
+        self.arm.delete(f"{self.path}/deployments/{name}")  # OnlineDeployments_Delete
+        return True
+
     def retire(self, model: str, keep: str) -> list[str]:
         """Deletes this model's deployments, other than `keep`, that take no traffic; best effort."""
         traffic, gone = self.traffic(), []
@@ -147,16 +180,40 @@ def open_arm(target: DeployTarget, session: DeploySession) -> Arm:
     return Arm(target.management_url, access_token(session.env), timeout=timeout, echo=session.echo)
 
 
+def create_verified(endpoint: Endpoint, name: str, request: DeployRequest,
+                    session: DeploySession) -> smoke.Evidence | None:
+    """The version's deployment, provisioned and verified before any traffic; a deployment that fails verification
+    (or cannot be verified) is deleted, unless it takes traffic already (a re-run), and the failure raised."""
+    endpoint.create(name, request)
+    try:
+        return verify_deployment(endpoint.target, name, request, session, lambda: endpoint.scoring(session.env))
+    except BotError:
+        try:
+            kept = not endpoint.discard(name)
+        except BotError as exc:
+            session.echo(f"mlops-bot: deploy {endpoint.target.name}: deployment '{name}' was left in place: {exc}")
+        else:
+            session.echo(f"mlops-bot: deploy {endpoint.target.name}: deployment '{name}' " +
+                         ("kept: it takes traffic already" if kept else "deleted: it took no traffic"))
+        raise
+
+
+def verified_tags(evidence: smoke.Evidence | None) -> dict[str, str]:
+    return evidence.as_tags() if evidence else {"verify": '{"skipped": true}'}
+
+
 def deploy(target: DeployTarget, request: DeployRequest, session: DeploySession) -> DeployResult:
     name = deployment_name(request.model_name, request.version)
     with open_arm(target, session) as arm:
         endpoint = Endpoint(arm, target)
         if _live(endpoint, name):
             return _result(target, endpoint, name, "already deployed: ")
-        endpoint.create(name, request)
+        evidence = create_verified(endpoint, name, request, session)
         endpoint.set_traffic({name: 100})
         gone = endpoint.retire(request.model_name, keep=name)
-        return _result(target, endpoint, name, "", gone)
+        checked = f"; verified: {evidence.line()}" if evidence else "; not verified (the target has no verify.rows)"
+        done = _result(target, endpoint, name, "", gone)
+        return replace(done, detail=done.detail + checked, evidence=verified_tags(evidence))
 
 
 def up_to_date(target: DeployTarget, request: DeployRequest, session: DeploySession) -> str | None:

@@ -1,5 +1,5 @@
-"""Deployment: the request each target gets, the result it returns, and `deploy_all`, which runs the targets
-of ml.yaml in order and records every outcome on the model version as tags.
+"""Deployment: the request each target gets and the result it returns; `deploy_all` (deploy/deployment.py) runs
+the targets of ml.yaml in order and records every outcome on the model version as tags.
 
 Tags, per target T (the registry is the record of what is deployed where; names from `tags.deploy_tag`):
   mlops_bot.deploy.T.status   running | succeeded | failed
@@ -7,7 +7,8 @@ Tags, per target T (the registry is the record of what is deployed where; names 
   mlops_bot.deploy.T.key      the idempotency key of the deployment (webhook receivers dedup on it)
   mlops_bot.deploy.T.detail   one line of what happened (or the error)
   mlops_bot.deploy.T.url / .commit   the pull request opened or the commit pushed, when there is one
-  mlops_bot.deploy.T.verify   the evidence of verification before traffic (mlflow_serve), JSON, passed or not
+  mlops_bot.deploy.T.verify   the evidence of verification before traffic (mlflow_serve, azureml_endpoint), JSON
+  mlops_bot.deploy.T.rollout  where a rollout stands (deploy/rollout/state.py), JSON
 The request's decision comes from the version's tags.VERDICT and tags.DECISION_SUMMARY (written by promote).
 
 `running` is written before a target starts, so a deploy killed half-way leaves `running` behind and the

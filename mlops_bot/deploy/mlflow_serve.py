@@ -38,7 +38,6 @@ from .serving import (
 )
 
 MODEL_ARTIFACT = "model"  # where the pipeline uploads config.model.artifact in the run (pipeline/tracking.py)
-OUTS_ARTIFACT = "outs"  # where it uploads the steps' outs, the predictions file among them
 DEFAULT_START_S = 120.0
 PID_FILE = "server.pid"
 
@@ -129,7 +128,7 @@ def start_verified(target: DeployTarget, request: DeployRequest, session: Deploy
     try:
         run_id = session.registry.get_model_version(request.model_name, request.version).run_id
         model_dir = _download_model(session.registry, run_id, request, workdir)
-        recorded, rows = _expected(target, session, run_id, workdir)
+        recorded, rows = smoke.evaluation(target, session, run_id, workdir)
         log_file = directory / "logs" / f"{workdir.name}.log"  # kept when the version is stopped or fails
         log_file.parent.mkdir(exist_ok=True)
         session.echo(f"mlops-bot: deploy {target.name}: starting v{request.version} (log: {log_file})")
@@ -164,29 +163,6 @@ def _download_model(registry: Registry, run_id: str, request: DeployRequest, wor
         raise DataError(f"{request.model_name} v{request.version}: its run {run_id} holds no MLflow Model under "
                         f"'{MODEL_ARTIFACT}' (no MLmodel file); save the model with mlflow.<flavor>.save_model.")
     return model_dir
-
-
-def _expected(target: DeployTarget, session: DeploySession, run_id: str,
-              workdir: Path) -> tuple[dict[str, str] | None, smoke.Rows | None]:
-    """The predictions the version's evaluation recorded, and the rows to send; (None, None) without verify.rows."""
-    verify = target.verify
-    if not verify.rows:
-        session.echo(f"mlops-bot: warning: deploy target '{target.name}' has no verify.rows; the new version takes "
-                     "traffic without verification")
-        return None, None
-    if not verify.predictions:
-        raise UsageError(f"deploy target '{target.name}': verify needs the evaluation step's predictions file; "
-                         "declare predictions: on that step or verify.predictions.")
-    assert session.registry is not None
-    artifact = f"{OUTS_ARTIFACT}/{verify.predictions}"
-    try:
-        path = session.registry.download_artifacts(run_id, artifact, workdir / "expected")
-    except NotFound:
-        path = workdir / "missing"
-    if not path.is_file():
-        raise DataError(f"run {run_id} holds no '{artifact}': the version's evaluation predictions are needed to "
-                        "verify it; run the pipeline that declares them, or drop verify.rows.")
-    return smoke.expected(path), smoke.read_rows(session.root / verify.rows, verify)
 
 
 def _point_back(front: Front, live: Server | None) -> None:

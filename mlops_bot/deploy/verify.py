@@ -4,9 +4,11 @@ predictions the evaluation step recorded for that version.
 The rows come from `verify.rows` (CSV or Parquet, relative to ml.yaml): an id column, the features, and columns
 that are not features (`drop`, e.g. the label). The expected predictions are the version's own: the predictions
 file its run holds (`outs/<path>`, as the pipeline uploaded it), matched by row id. At most `sample` rows are
-sent, `BATCH` per request, in MLflow's scoring protocol: `{"inputs": [[...]]}` for a model whose signature takes
-a tensor, `{"dataframe_split": {...}}` otherwise. Agreement is the share of rows whose prediction equals the
-recorded one (labels in one spelling, numbers within 1e-6); p95 is over the requests' latencies.
+sent, `BATCH` per request, through a `Scorer` (one batch in, its predictions out): `smoke_test`'s speaks MLflow's
+scoring protocol, `{"inputs": [[...]]}` for a model whose signature takes a tensor, `{"dataframe_split": {...}}`
+otherwise; deploy/azureml_score.py's speaks an Azure ML online endpoint's. Agreement is the share of rows whose
+prediction equals the recorded one (labels in one spelling, numbers within 1e-6); p95 is over the requests'
+latencies. Every target that verifies shares `compare`, `evaluation` and `post_json`.
 """
 
 from __future__ import annotations
@@ -17,19 +19,21 @@ import math
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..config.model import Verify
-from ..errors import DataError
+from ..config.model import DeployTarget, Verify
+from ..errors import DataError, NotFound, UsageError
 from ..metrics.cells import label, number
 from ..metrics.predictions import read_predictions
-from .base import DeployRefused
+from .base import DeployRefused, DeploySession
 
 BATCH = 50
 REQUEST_TIMEOUT_S = 60.0
+OUTS_ARTIFACT = "outs"  # where the pipeline uploads the steps' outs, the predictions file among them
+Scorer = Callable[[Sequence[str], Sequence[Sequence[Any]]], list[Any]]  # (columns, rows) -> one prediction a row
 
 
 @dataclass(frozen=True)
@@ -126,7 +130,16 @@ def payload(columns: Sequence[str], rows: Sequence[Sequence[Any]], tensor: bool)
 
 
 def smoke_test(url: str, rows: Rows, recorded: Mapping[str, str], verify: Verify, tensor: bool) -> Evidence:
-    """Sends the rows that have a recorded prediction (at most verify.sample) and compares the answers."""
+    """The rows sent to an MLflow scoring server at `url` (`mlflow models serve`), compared."""
+    def score(columns: Sequence[str], batch: Sequence[Sequence[Any]]) -> list[Any]:
+        return post_json(url + "/invocations", payload(columns, batch, tensor), {}, len(batch))
+
+    return compare(rows, recorded, verify, score)
+
+
+def compare(rows: Rows, recorded: Mapping[str, str], verify: Verify, score: Scorer) -> Evidence:
+    """Sends the rows that have a recorded prediction (at most verify.sample), `BATCH` per call of `score`, and
+    compares the answers; the latency of each call counts towards p95."""
     chosen = [i for i, row_id in enumerate(rows.ids) if label(row_id) in recorded][:verify.sample]
     if not chosen:
         raise DataError(f"{rows.path}: none of its row ids has a prediction recorded for this version; "
@@ -135,26 +148,60 @@ def smoke_test(url: str, rows: Rows, recorded: Mapping[str, str], verify: Verify
     for first in range(0, len(chosen), BATCH):
         batch = chosen[first:first + BATCH]
         begin = time.perf_counter()
-        answers = _post(url, payload(rows.columns, [rows.data[i] for i in batch], tensor), len(batch))
+        answers = score(rows.columns, [rows.data[i] for i in batch])
         latencies.append((time.perf_counter() - begin) * 1000)
         agreed += sum(_same(answer, recorded[label(rows.ids[i])]) for answer, i in zip(answers, batch, strict=True))
     return Evidence(len(chosen), agreed, _p95(latencies), time.monotonic() - started, verify.agreement, verify.p95_ms)
 
 
-def _post(url: str, body: bytes, count: int) -> list[Any]:
-    request = urllib.request.Request(url + "/invocations", body, {"Content-Type": "application/json"})
+def post_json(url: str, body: bytes, headers: Mapping[str, str], count: int, secret: str = "") -> list[Any]:
+    """POSTs one batch; its `count` predictions (a JSON list, or MLflow 2's {"predictions": [...]}). `secret` (a
+    key in `headers`) never appears in an error, should the server echo it."""
+    request = urllib.request.Request(url, body, {"Content-Type": "application/json", **headers})
     try:
         with urllib.request.urlopen(request, timeout=REQUEST_TIMEOUT_S) as answer:
             data = json.loads(answer.read())
     except urllib.error.HTTPError as exc:
         text = exc.read(300).decode("utf-8", "replace")
-        raise DataError(f"POST {url}/invocations answered HTTP {exc.code}: {text}") from None
+        raise DataError(_hidden(f"POST {url} answered HTTP {exc.code}: {text}", secret)) from None
     except (OSError, ValueError) as exc:
-        raise DataError(f"POST {url}/invocations failed: {exc}") from None
+        raise DataError(_hidden(f"POST {url} failed: {exc}", secret)) from None
     found = data.get("predictions") if isinstance(data, dict) else data
     if not isinstance(found, list) or len(found) != count:
-        raise DataError(f"POST {url}/invocations answered {str(data)[:200]}, not {count} predictions.")
+        raise DataError(_hidden(f"POST {url} answered {str(data)[:200]}, not {count} predictions.", secret))
     return found
+
+
+def _hidden(text: str, secret: str) -> str:
+    return text.replace(secret, "***") if secret else text
+
+
+def evaluation(target: DeployTarget, session: DeploySession, run_id: str,
+               workdir: Path) -> tuple[dict[str, str] | None, Rows | None]:
+    """The predictions the version's evaluation recorded (its run's `outs/<verify.predictions>`, downloaded into
+    `workdir`) and the rows to send; (None, None) with a warning when the target has no verify.rows."""
+    verify = target.verify
+    if not verify.rows:
+        session.echo(f"mlops-bot: warning: deploy target '{target.name}' has no verify.rows; the new version takes "
+                     "traffic without verification")
+        return None, None
+    if not verify.predictions:
+        raise UsageError(f"deploy target '{target.name}': verify needs the evaluation step's predictions file; "
+                         "declare predictions: on that step or verify.predictions.")
+    if session.registry is None:
+        raise UsageError(f"deploy target '{target.name}' needs the registry to read the version's predictions.")
+    if not run_id:
+        raise DataError(f"deploy target '{target.name}': the version has no tracking run, so no recorded "
+                        "predictions to verify it against; register it from a pipeline run, or drop verify.rows.")
+    artifact = f"{OUTS_ARTIFACT}/{verify.predictions}"
+    try:
+        path = session.registry.download_artifacts(run_id, artifact, workdir / "expected")
+    except NotFound:
+        path = workdir / "missing"
+    if not path.is_file():
+        raise DataError(f"run {run_id} holds no '{artifact}': the version's evaluation predictions are needed to "
+                        "verify it; run the pipeline that declares them, or drop verify.rows.")
+    return expected(path), read_rows(session.root / verify.rows, verify)
 
 
 def _same(answer: Any, recorded: str) -> bool:

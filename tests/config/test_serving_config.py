@@ -55,3 +55,18 @@ def test_rows_nobody_writes_two_targets_on_one_port_and_no_predictions(project: 
         "evaluation inputs (e.g. the test split a step writes)",
         "ml.yaml:24:41: deploy[1].port: port 5055 is the front of target 'a' already; give each mlflow_serve target "
         "its own port"]
+
+
+AZURE = ("{name: %s, type: azureml_endpoint, workspace: /subscriptions/s/resourceGroups/g/providers/"
+         "Microsoft.MachineLearningServices/workspaces/w, endpoint: iris-prod, verify: %s}")
+
+
+def test_azureml_endpoint_targets_get_the_same_verify_checks(project: Callable[[str], Path]) -> None:
+    text = with_targets(AZURE % ("a", "{rows: data/missing.csv}"), AZURE % ("b", "{rows: build/data.csv}"))
+    messages = problems_of(project(text.replace("    predictions: build/predictions.csv\n", "")
+                                   .replace("  significance: {metric: accuracy, test: mcnemar}\n", "")))
+    assert [m.split(": ", 1)[1].split(":", 1)[0] for m in messages] == [
+        "deploy[0].verify", "deploy[0].verify.rows", "deploy[1].verify"]
+    assert "'data/missing.csv' does not exist and no step writes it" in messages[1]
+    config = load_config(project(with_targets(AZURE % ("a", "{rows: build/data.csv, drop: [label]}"))), env={})
+    assert config.deploy[0].verify.predictions == "build/predictions.csv"  # the evaluation step's, as mlflow_serve's

@@ -74,8 +74,8 @@ def test_deploy_creates_the_deployment_moves_traffic_and_a_rerun_changes_nothing
     config = make_config(tmp_path, target(arm))
     results = deploy_all(config, store, "3", DeployOptions(echo=quiet))
     assert [r.status for r in results] == ["succeeded"]
-    assert f"deployment {V3} takes 100% of traffic at https://{ENDPOINT}.eastus.inference.ml.azure.com/score" in \
-        results[0].detail and f"deleted {V2}" in results[0].detail
+    assert f"deployment {V3} takes 100% of traffic at {arm.origin}/score/{ENDPOINT}" in results[0].detail
+    assert f"deleted {V2}; not verified (the target has no verify.rows)" in results[0].detail
     assert arm.traffic(ENDPOINT) == {V3: 100}
     assert sorted(name for _, name in arm.deployments) == [V3]  # v2 lost its traffic, then its deployment
     put = arm.calls("OnlineDeployments_CreateOrUpdate")[-1]
@@ -109,7 +109,7 @@ def test_restore_after_a_split_gives_the_traffic_back_and_deletes_the_new_deploy
     serving_v2(tmp_path, store, arm)
     request = DeployRequest(MODEL, "3", f"models:/{MODEL}/3")
     driver = Driver(target(arm, steps()), request, DeploySession(root=tmp_path, delivery="d", echo=quiet))
-    assert driver.prepare() == {}
+    assert driver.prepare() == {"verify": '{"skipped": true}'}  # no verify.rows: a warning, no verification
     assert driver.stable() == "2" and arm.traffic(ENDPOINT) == {V2: 100}  # prepared with no traffic
     assert "iris-classifier-v2 90%, iris-classifier-v3 10%" in driver.split(10)
     assert driver.split(10).endswith("(already so)")  # the same step twice writes nothing
@@ -222,8 +222,7 @@ def test_up_to_date_asks_the_endpoint_itself(tmp_path: Path, store: LocalRegistr
     session = DeploySession(root=tmp_path, delivery="d", echo=quiet)
     v2, v3 = (DeployRequest(MODEL, v, f"models:/{MODEL}/{v}") for v in ("2", "3"))
     assert up_to_date(target(arm), v2, session) == (f"already deployed: endpoint {ENDPOINT}: deployment {V2} takes "
-                                                    f"100% of traffic at https://{ENDPOINT}.eastus.inference.ml."
-                                                    "azure.com/score")
+                                                    f"100% of traffic at {arm.origin}/score/{ENDPOINT}")
     assert up_to_date(target(arm), v3, session) is None
     arm.token = "rotated"  # Azure refusing the question is not an answer: the deployment reports it
     assert up_to_date(target(arm), v2, session) is None

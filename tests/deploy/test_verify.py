@@ -17,8 +17,10 @@ import pytest
 from mlops_bot.config.model import Verify
 from mlops_bot.deploy.verify import (
     Evidence,
+    compare,
     expected,
     payload,
+    post_json,
     read_rows,
     smoke_test,
     tensor_signature,
@@ -171,3 +173,26 @@ def test_numbers_compare_as_numbers() -> None:
     assert _same(1, "1.0") and _same(2.0, "2") and _same("cat", "cat") and _same(0.30000000001, "0.3")
     assert not _same(1, "2") and not _same("cat", "dog") and not _same(0.31, "0.3")
     assert Evidence(0, 0, 0.0, 0.0, 0.5, None).passed is False  # nothing compared is no evidence
+
+
+def test_any_scorer_shares_the_comparison_and_the_p95(tmp_path: Path) -> None:
+    rows, recorded = table(tmp_path, 7)
+    batches: list[tuple[list[str], int]] = []
+
+    def scorer(columns: Any, batch: Any) -> list[Any]:  # as azureml_score's Scorer: one batch in, predictions out
+        batches.append((list(columns), len(batch)))
+        time.sleep(0.05)
+        return [str(int(row[0]) % 3) if int(row[0]) else "cat" for row in batch]
+
+    evidence = compare(rows, recorded, Verify(agreement=0.8, p95_ms=1000), scorer)
+    assert batches == [(["x"], 7)] and (evidence.rows, evidence.agreed, evidence.passed) == (7, 6, True)
+    assert 50 <= evidence.p95_ms < 1000
+
+
+def test_a_secret_echoed_by_the_server_is_hidden(endpoint: Callable[..., Endpoint]) -> None:
+    failing = endpoint(lambda inputs: [], status=400)
+    secret = "shape"  # the stand-in's error says "shape mismatch": as if it echoed a key
+    with pytest.raises(DataError) as caught:
+        post_json(failing.url + "/invocations", b'{"inputs": [[1]]}', {"Authorization": f"Bearer {secret}"}, 1,
+                  secret=secret)
+    assert "*** mismatch" in str(caught.value) and secret not in str(caught.value)

@@ -95,6 +95,17 @@ def on_version(uri: str, project: Repo, version: str) -> tuple[RolloutState | No
     return read_state(found, TARGET), found.tags.get(tags.deploy_status(TARGET))
 
 
+def assert_finished(remote: Remote, uris: tuple[str, str], tracking: str, project: Repo, version: str) -> None:
+    """v1 then v2 at 10% then v2 at 100% in the manifest's history; v2's rollout completed on the registry."""
+    first, second = uris
+    assert history(remote) == [(first, 100), (second, 10), (second, 100)]
+    message = remote.message()
+    assert f"Model-URI: {second}" in message and "Canary-Traffic-Percent: 100" in message, message
+    state, status = on_version(tracking, project, version)
+    assert state is not None and state.phase == "completed" and state.traffic == 100, state
+    assert status == "succeeded"
+
+
 def test_the_scheduled_workflow_continues_a_handed_off_rollout_from_the_registry(
         tmp_path_factory: pytest.TempPathFactory, mlflow_server: MlflowServer, bot_source: Path,
         pip_offline: dict[str, str]) -> None:
@@ -132,19 +143,14 @@ def test_the_scheduled_workflow_continues_a_handed_off_rollout_from_the_registry
     assert early.returncode == 0, early.explain()
     assert f"{TARGET}: rolling_out:" in early.output and "holding until" in early.output, early.explain()
     assert history(remote) == [(uri1, 100), (uri2, 10)], "a step was taken before its hold was over"
-    state, status = on_version(mlflow_server.uri, project, v2)
+    state, _ = on_version(mlflow_server.uri, project, v2)
     assert state is not None and (state.phase, state.traffic) == ("step", 10)
 
     time.sleep(max(0.0, started + HOLD_S + 1 - time.monotonic()))
     done = act()
     assert done.returncode == 0, done.explain()
     assert f"{TARGET}: succeeded:" in done.output, done.explain()
-    assert history(remote) == [(uri1, 100), (uri2, 10), (uri2, 100)]
-    message = remote.message()
-    assert f"Model-URI: {uri2}" in message and "Canary-Traffic-Percent: 100" in message, message
-    state, status = on_version(mlflow_server.uri, project, v2)
-    assert state is not None and state.phase == "completed" and state.traffic == 100, state
-    assert status == "succeeded"
+    assert_finished(remote, (uri1, uri2), mlflow_server.uri, project, v2)
 
     after = act()
     assert after.returncode == 0, after.explain()

@@ -1,5 +1,6 @@
 """A local stand-in for Azure Resource Manager's Machine Learning online-endpoint operations, on 127.0.0.1, threaded,
-in memory, answering only the routes the `azureml_endpoint` target uses. Sources (each route cites the one it follows):
+in memory, answering only the routes the `azureml_endpoint` target uses; each endpoint's scoringUri and keys are the
+data plane in azureml_scoring.py. Sources (each route cites the one it follows):
 
 - [mfe] Azure/azure-rest-api-specs, specification/machinelearningservices/resource-manager/
   Microsoft.MachineLearningServices/stable/2024-04-01/mfe.json: the paths, operationIds, status codes, headers and
@@ -19,20 +20,21 @@ in memory, answering only the routes the `azureml_endpoint` target uses. Sources
 - [patch] the spec's PATCH body has no `properties`; a real workspace answers 400 "Could not find member 'properties'
   on object of type 'PartialMinimalTrackedResourceWithIdentity'" (quoted in public code moving traffic by PUT).
 
-Assumed where nothing is published (say so when a real workspace disagrees): the status routes' shape
-(`/subscriptions/<s>/providers/Microsoft.MachineLearningServices/locations/<loc>/mfeOperationsStatus|
-mfeOperationResults/<id>`, as Azure ML's SDK logs show them); the error codes and texts of a bad traffic map, of a
-deployment deleted while it takes traffic (refused 400, the rule the rollout relies on), of a model asset that does not
-exist (the operation ends Failed); ARM's 401 and api-version texts; a deployment name of at most 32 characters
-(Azure ML's naming docs).
+Assumed where nothing is published (say so when a real workspace disagrees): the status routes' shape (`/subscriptions/
+<s>/providers/Microsoft.MachineLearningServices/locations/<loc>/mfeOperationsStatus|mfeOperationResults/<id>`, as Azure
+ML's SDK logs show them); the error codes and texts of a bad traffic map, of a deployment deleted while it takes
+traffic (refused 400, the rule the rollout relies on), of a model asset that does not exist (the operation ends
+Failed); ARM's 401 and api-version texts; a deployment name of at most 32 characters (Azure ML's naming docs).
 """
 
 from __future__ import annotations
 
 import itertools
 import re
+from pathlib import Path
 from typing import Any
 
+from tests.servers import azureml_scoring as scoring
 from tests.servers.fakehttp import Answer, FakeServer, Refusal, Seen
 
 SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"
@@ -41,8 +43,8 @@ WORKSPACE = (f"/subscriptions/{SUBSCRIPTION}/resourceGroups/standin-rg/providers
 LOCATION = "eastus"
 API_VERSIONS = ("2024-04-01",)
 _NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9\-_]{0,254}$")  # [mfe] deploymentName / endpointName pattern
-_ENDPOINT = re.compile(rf"^{re.escape(WORKSPACE)}/onlineEndpoints/(?P<e>[^/]+)(?P<d>/deployments(?:/(?P<n>[^/]+))?)?$",
-                       re.IGNORECASE)
+_ENDPOINT = re.compile(rf"^{re.escape(WORKSPACE)}/onlineEndpoints/(?P<e>[^/]+)(?:(?P<d>/deployments(?:/(?P<n>[^/]+))?)|"
+                       r"/(?P<k>listKeys|token))?$", re.IGNORECASE)
 _STATUS = re.compile(rf"^/subscriptions/{SUBSCRIPTION}/providers/Microsoft\.MachineLearningServices/locations/"
                      rf"{LOCATION}/(?P<kind>mfeOperationsStatus|mfeOperationResults)/(?P<id>[^/]+)$", re.IGNORECASE)
 READ_ONLY = ("provisioningState", "scoringUri", "swaggerUri")
@@ -54,8 +56,9 @@ def arm_error(status: int, code: str, message: str) -> Refusal:
 
 
 class AzureEndpointsServer(FakeServer):
-    """One workspace: `token` is the bearer token it accepts; `models` the model asset ids that exist; `retry_after`
-    the Retry-After of every operation answer; `traffic_log` each traffic map as it took effect."""
+    """One workspace: `token` is the bearer token it accepts; `models` the model asset ids that exist (each
+    the MLflow Model scoring loads for one) and its keys in `plane`; `retry_after` the Retry-After of every
+    operation answer; `traffic_log` each traffic map as it took effect."""
 
     serialize = True
     crash_message = "stand-in error"
@@ -69,30 +72,34 @@ class AzureEndpointsServer(FakeServer):
         self.deployments: dict[tuple[str, str], dict[str, Any]] = {}
         self.operations: dict[str, dict[str, Any]] = {}
         self.traffic_log: list[dict[str, int]] = []
+        self.plane = scoring.DataPlane()
         self._ids = itertools.count(1)
 
     # test setup
-
-    def add_model(self, name: str, version: str) -> str:
+    def add_model(self, name: str, version: str, model_dir: Path | None = None) -> str:
         asset = f"{WORKSPACE}/models/{name}/versions/{version}"
         self.models.add(asset.lower())
+        if model_dir is not None:
+            self.plane.model_dirs[asset.lower()] = model_dir
         return asset
 
-    def add_endpoint(self, name: str) -> None:
+    def add_endpoint(self, name: str, auth_mode: str = "Key") -> None:
+        self.plane.keys[name] = scoring.credentials(name)
         self.endpoints[name] = {
             "id": f"{WORKSPACE}/onlineEndpoints/{name}", "name": name, "location": LOCATION,
             "type": "Microsoft.MachineLearningServices/workspaces/onlineEndpoints", "tags": {},
             "identity": {"type": "SystemAssigned"}, "kind": "Managed",
-            "properties": {"authMode": "Key", "provisioningState": "Succeeded", "traffic": {},
-                           "scoringUri": f"https://{name}.{LOCATION}.inference.ml.azure.com/score",
-                           "swaggerUri": f"https://{name}.{LOCATION}.inference.ml.azure.com/swagger.json"}}
+            "properties": {"authMode": auth_mode, "provisioningState": "Succeeded", "traffic": {},
+                           "scoringUri": f"{self.origin}/score/{name}", "swaggerUri": f"{self.origin}/swagger/{name}"}}
 
     def traffic(self, endpoint: str) -> dict[str, int]:
         return dict(self.endpoints[endpoint]["properties"]["traffic"])
 
     # the request pipeline
-
     def handle(self, seen: Seen) -> Answer:
+        if scoring.SCORE_PATH.match(seen.path) and seen.method == "POST":  # the data plane: the endpoint's own key
+            seen.operation = "Score"
+            return self.take_fault("Score") or scoring.score(self, seen)
         operation, route = self._route(seen)
         seen.operation = operation
         if seen.headers.get("authorization") != f"Bearer {self.token}":
@@ -107,21 +114,20 @@ class AzureEndpointsServer(FakeServer):
         if operation.startswith("Online") and version not in API_VERSIONS:
             raise arm_error(400, "InvalidApiVersionParameter", f"The api-version '{version}' is invalid. The "
                             f"supported versions are '{', '.join(API_VERSIONS)}'.")
-        fault = self.take_fault(operation)
-        if fault is not None:
-            return fault
         handler: Any = getattr(self, operation.lower())
-        answer: Answer = handler(seen, *route)
+        answer: Answer = self.take_fault(operation) or handler(seen, *route)
         return answer
 
     def _route(self, seen: Seen) -> tuple[str, tuple[str, ...]]:
         found = _ENDPOINT.match(seen.path)
+        if found and found["k"] and seen.method == "POST":
+            return "OnlineEndpoints_" + ("ListKeys" if found["k"] == "listKeys" else "GetToken"), (found["e"],)
         if found and found["n"] and seen.method in ("GET", "PUT", "DELETE"):
             verb = {"GET": "Get", "PUT": "CreateOrUpdate", "DELETE": "Delete"}[seen.method]
             return f"OnlineDeployments_{verb}", (found["e"], found["n"])
         if found and found["d"] and not found["n"] and seen.method == "GET":
             return "OnlineDeployments_List", (found["e"],)
-        if found and not found["d"] and seen.method in ("GET", "PUT", "PATCH"):
+        if found and not found["d"] and not found["k"] and seen.method in ("GET", "PUT", "PATCH"):
             verb = {"GET": "Get", "PUT": "CreateOrUpdate", "PATCH": "Update"}[seen.method]
             return f"OnlineEndpoints_{verb}", (found["e"],)
         status = _STATUS.match(seen.path)
@@ -152,7 +158,6 @@ class AzureEndpointsServer(FakeServer):
                 f"{LOCATION}/{kind}/{number}?api-version={API_VERSIONS[0]}")
 
     # [mfe] OnlineEndpoints_*
-
     def onlineendpoints_get(self, seen: Seen, endpoint: str) -> Answer:
         return Answer(200, self._endpoint(endpoint))
 
@@ -202,8 +207,12 @@ class AzureEndpointsServer(FakeServer):
             raise arm_error(400, "BadArgument", f"The sum of traffic values must be 0 or 100, not "
                             f"{sum(traffic.values())}.")
 
-    # [mfe] OnlineDeployments_*
+    def onlineendpoints_listkeys(self, seen: Seen, endpoint: str) -> Answer:  # and _GetToken: azureml_scoring
+        return scoring.credential(self.plane, self._endpoint(endpoint)["name"], seen.path.endswith("/listKeys"))
 
+    onlineendpoints_gettoken = onlineendpoints_listkeys
+
+    # [mfe] OnlineDeployments_*
     def onlinedeployments_list(self, seen: Seen, endpoint: str) -> Answer:
         self._endpoint(endpoint)
         return Answer(200, {"value": [d for (e, _), d in self.deployments.items() if e == endpoint]})
@@ -250,15 +259,13 @@ class AzureEndpointsServer(FakeServer):
 
         def apply() -> None:
             self.deployments.pop((endpoint, name), None)
-            traffic = self.endpoints[endpoint]["properties"]["traffic"]
-            traffic.pop(name, None)
+            self.endpoints[endpoint]["properties"]["traffic"].pop(name, None)
 
         number = self._operation(apply)
         return Answer(202, None, {"Location": self._status_url("mfeOperationResults", number),
                                   "Retry-After": self.retry_after})
 
     # [arm-async] the operation routes: InProgress once, then the outcome
-
     def _advance(self, number: str) -> dict[str, Any]:
         operation = self.operations.get(number)
         if operation is None:
@@ -272,9 +279,9 @@ class AzureEndpointsServer(FakeServer):
 
     def operation_status(self, seen: Seen, number: str) -> Answer:
         operation = self._advance(number)
-        headers = {"Retry-After": self.retry_after}
         if not operation["done"]:
-            return Answer(200, {"id": seen.path, "name": number, "status": "InProgress"}, headers)
+            return Answer(200, {"id": seen.path, "name": number, "status": "InProgress"}, {"Retry-After":
+                                                                                         self.retry_after})
         if operation["error"]:
             return Answer(200, {"id": seen.path, "name": number, "status": "Failed", "error": operation["error"]})
         return Answer(200, {"id": seen.path, "name": number, "status": "Succeeded"})

@@ -1,5 +1,6 @@
 """The traffic driver of an `azureml_endpoint` target: Azure ML's own blue/green. The new version is a deployment of
-the endpoint beside the one that serves (prepare: created with no traffic), each step sets the endpoint's
+the endpoint beside the one that serves (prepare: created with no traffic and verified on the evaluation rows, deleted
+again when it fails), each step sets the endpoint's
 `properties.traffic` (the new deployment's share, the stable one the rest), rolling back gives the stable deployment
 everything and deletes the new one, finishing does the opposite. The stable deployment is read from the endpoint
 each time (the one other than the new with the most traffic, a 0 entry included), so any process can continue.
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 from ...config.model import DeployTarget
 from ...errors import BotError, UsageError
-from ..azureml_endpoint import Endpoint, deployment_name, open_arm, served
+from ..azureml_endpoint import Endpoint, create_verified, deployment_name, open_arm, served, verified_tags
 from ..base import DeployRequest, DeploySession
 
 
@@ -31,10 +32,11 @@ class Driver:
 
     def prepare(self) -> dict[str, str]:
         with open_arm(self.target, self.session) as arm:
-            Endpoint(arm, self.target).create(self.new, self.request)
+            evidence = create_verified(Endpoint(arm, self.target), self.new, self.request, self.session)
+        checked = f"verified: {evidence.line()}" if evidence else "not verified (the target has no verify.rows)"
         self.session.echo(f"mlops-bot: deploy {self.target.name}: deployment {self.new} of endpoint "
-                          f"{self.target.endpoint} provisioned with no traffic")
-        return {}
+                          f"{self.target.endpoint} provisioned with no traffic; {checked}")
+        return verified_tags(evidence)
 
     def split(self, percent: int) -> str:
         percent = max(0, min(percent, 100))
