@@ -85,14 +85,13 @@ class Watcher:
         """Advances the rollouts in progress (flows/rollout.py); one that rolled back is logged, not fatal."""
         if not any(t.rollout is not None for t in self.config.deploy):
             return
-        from ..deploy import DeployFailed
         from .rollout import continue_rollouts
 
         with activate(self.bus):
             try:
                 for result in continue_rollouts(self.config, self.registry, self.env):
                     log(f"mlops-bot watch: rollout to {result.target}: {result.status}: {result.detail}")
-            except (BotError, DeployFailed) as exc:
+            except BotError as exc:
                 log(f"mlops-bot watch: rollout: {exc}")
 
     def check_drift(self) -> list[Event]:
