@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .backends import backend_of
 from .durations import seconds
 from .model import (
     Analysis,
@@ -107,6 +108,7 @@ def _step(name: str, raw: dict[str, Any]) -> Step:
         metrics=raw.get("metrics"),
         predictions=raw.get("predictions"),
         timeout=raw.get("timeout"),
+        backend=backend_of(raw.get("backend")),
     )
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ..support.state import DRIFT_REPORT_FILE, REPORT_FILE, state_relpath
+from .backends import StepBackend as StepBackend
 from .targets import Analysis as Analysis
 from .targets import DeployTarget as DeployTarget
 from .targets import Rollout as Rollout
@@ -42,6 +43,7 @@ class Step:
     metrics: str | None = None
     predictions: str | None = None
     timeout: float | None = None  # seconds
+    backend: StepBackend | None = None  # None: a local subprocess (config/backends)
 
 
 @dataclass(frozen=True)

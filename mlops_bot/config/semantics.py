@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import Problem
+from .backends import backend_problems
 from .lookup import Writers, close_match, exists, flatten_keys, is_file, load_yaml_keys, path_problem
 from .monitor import monitor_problems
 from .passenv import pass_env_problems
@@ -40,6 +41,7 @@ def semantic_problems(doc: Document) -> list[Problem]:
     problems += stage_problems(doc)
     problems += serving_problems(doc, steps, writers)
     problems += rollout_problems(doc)
+    problems += backend_problems(doc)
     return problems
 
 

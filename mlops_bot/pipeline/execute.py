@@ -47,6 +47,7 @@ from .gitinfo import git_info
 from .hashing import Hasher
 from .result import PipelineResult, PipelineStepFailed, RunOptions, StepResult
 from .runner import Workspace, read_step_metrics, run_steps
+from .step_artifacts import StepArtifacts
 from .tracking import Tracker
 
 T = TypeVar("T")
@@ -249,6 +250,7 @@ class _Execution:
         emit(self.config, "run.started", f"runs/{run_id}", {"model": self.config.model.name, "run_id": run_id,
                                                             "steps": self.selected, "pipeline_key": self.key})
         children = self.tracker.self_logging(run_id)  # runs the steps' own mlflow code made (pipeline/selflog)
+        self.ws.run_artifacts = StepArtifacts(self.tracker, run_id)
         failure = run_steps(self.ws, self.selected, self.graph, self._env_of(run_id), self.result.steps,
                             children.after_step if children else None)
         for cached in (s.name for s in self.result.steps if s.status == "cached"):
@@ -278,7 +280,8 @@ class _Execution:
         model = self.ws.hasher.hash(normalise(self.config.model.artifact))
         if model is not None:  # keys the champion's rescoring records (lifecycle/rescore_record.py)
             tags[names.MODEL_DIGEST] = model
-        self.tracker.finish(run_id, self.ws.params, self.result.metrics, self._outs(), tags)
+        outs = self.ws.run_artifacts.not_returned(self._outs()) if self.ws.run_artifacts else self._outs()
+        self.tracker.finish(run_id, self.ws.params, self.result.metrics, outs, tags)
         self.tracker.note_metrics(run_id, self.result.metrics)
         return run_id
 

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..config.model import Config, Step
 from ..console import log
@@ -25,6 +25,9 @@ from . import dag
 from .cache import LockEntry, hash_outs, stale_reasons, step_inputs, write_lock
 from .hashing import Hasher
 from .result import StepResult
+
+if TYPE_CHECKING:
+    from .step_artifacts import StepArtifacts
 
 TAIL_LINES = 20
 Echo = Callable[[str], None]
@@ -80,6 +83,7 @@ class Workspace:
     echo: Echo
     force: bool = False
     started: float = 0.0
+    run_artifacts: StepArtifacts | None = None  # the tracking run, for steps on a cluster (pipeline/backends)
 
     def elapsed(self) -> str:
         return f"elapsed {time.monotonic() - self.started:.1f}s"
@@ -117,7 +121,8 @@ def _run_if_stale(ws: Workspace, step: Step, progress: str, env: dict[str, str])
     root = ws.config.root
     for out in dag.step_outs(step):
         _remove(root / out)  # a stale out must not pass for one the step wrote
-    duration = run_step(step, root, env, progress, ws.echo)
+    duration = run_step(step, root, env, progress, ws.echo) if step.backend is None \
+        else _run_remote(ws, step, env, progress)
     outs = hash_outs(step, ws.hasher)
     missing = [out for out, digest in outs.items() if digest is None]
     if missing:
@@ -130,6 +135,16 @@ def _run_if_stale(ws: Workspace, step: Step, progress: str, env: dict[str, str])
     ws.hasher.save()
     ws.echo(f"{progress}: done in {duration:.1f}s, {ws.elapsed()}")
     return StepResult(step.name, "ran", reasons, duration)
+
+
+def _run_remote(ws: Workspace, step: Step, env: Mapping[str, str], progress: str) -> float:
+    from ..support.paths import normalise
+    from .backends.base import RemoteStep, portable_environment, run_remote
+
+    assert ws.run_artifacts is not None, "a step runs remotely only inside a tracking run"
+    model = normalise(ws.config.model.artifact)
+    return run_remote(RemoteStep(step, ws.config.root, portable_environment(env), ws.run_artifacts, progress,
+                                 ws.echo, model if model in dag.step_outs(step) else None))
 
 
 def read_step_metrics(root: Path, step: str, path: str) -> dict[str, float]:

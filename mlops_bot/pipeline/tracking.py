@@ -218,13 +218,17 @@ class Tracker:
     def restore(self, run: Run, outs: Iterable[str]) -> list[str]:
         """Downloads `outs` from the run and moves them into place; returns the outs the run lacks
         (then nothing is moved)."""
+        return self.fetch_outs(run.run_id, outs)
+
+    def fetch_outs(self, run_id: str, outs: Iterable[str]) -> list[str]:
+        """`restore` by run id: also how a step that ran on a cluster returns its outs (pipeline/backends)."""
         root, model = self.config.root, normalise(self.config.model.artifact)
         self.state_dir.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=self.state_dir, prefix="restore-") as tmp:
             got: dict[str, Path] = {}
             missing: list[str] = []
             for i, out in enumerate(outs):
-                path = self._download(run.run_id, out, out == model, Path(tmp) / str(i))
+                path = self._download(run_id, out, out == model, Path(tmp) / str(i))
                 if path is None:
                     missing.append(out)
                 else:
@@ -273,3 +277,4 @@ def _replace(src: Path, dst: Path) -> None:
         dst.unlink()
     dst.parent.mkdir(parents=True, exist_ok=True)
     os.replace(src, dst)
+

@@ -41,7 +41,8 @@ def test_schema_covers_every_section_the_issue_names() -> None:
     assert set(schema["properties"]) == {"version", "model", "tracking", "params", "pipeline", "compare", "promote",
                                          "deploy", "report", "monitor", "on", "chatops"}
     step = schema["$defs"]["step"]["properties"]
-    assert set(step) == {"cmd", "deps", "outs", "params", "env", "pass_env", "metrics", "predictions", "timeout"}
+    assert set(step) == {"cmd", "deps", "outs", "params", "env", "pass_env", "metrics", "predictions", "timeout",
+                         "backend"}
     criterion = schema["$defs"]["criterion"]["properties"]
     rules = {"greater_is_better", "threshold", "min_absolute_change", "min_relative_change", "max_regression"}
     assert rules <= set(criterion)

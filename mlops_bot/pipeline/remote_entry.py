@@ -1,0 +1,110 @@
+"""Runs one pipeline step on a cluster and returns its outs through the tracking run's artifacts.
+
+`python -m mlops_bot.pipeline.remote_entry --run-id ID --step NAME [--out PATH]... [--model PATH]
+[--workdir-artifact PATH] -- COMMAND...`
+
+Imports nothing of mlops_bot and only the standard library until the outs are uploaded with mlflow, so a cluster
+needs Python and mlflow (which a step that logs to MLflow has anyway). The step runs as a child in its own process
+group; SIGTERM (a cancelled Ray job, a deleted Kubernetes Job) is passed on to the whole group. The exit code is the
+step's own; 0 only when every out exists and was uploaded (a missing out or a failed upload exits 3).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import tarfile
+import tempfile
+from pathlib import Path
+
+UPLOADED = "mlops-bot-remote: outs uploaded to run"  # the bot's logs and tests look for this line
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    if not command:
+        print("mlops-bot-remote: no command after --", file=sys.stderr)
+        return 2
+    if args.workdir_artifact:
+        _unpack(args.run_id, args.workdir_artifact)
+    code = _run(command)
+    if code != 0:
+        return code
+    return _upload(args.run_id, args.out, args.model)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mlops_bot.pipeline.remote_entry")
+    parser.add_argument("--run-id", required=True)
+    parser.add_argument("--step", required=True)
+    parser.add_argument("--out", action="append", default=[])
+    parser.add_argument("--model")
+    parser.add_argument("--workdir-artifact")
+    parser.add_argument("command", nargs=argparse.REMAINDER)
+    return parser
+
+
+def _unpack(run_id: str, artifact: str) -> None:
+    """The working directory the bot uploaded (for backends that cannot ship one), extracted here."""
+    import mlflow
+
+    with tempfile.TemporaryDirectory() as tmp:
+        archive = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=artifact, dst_path=tmp)
+        with tarfile.open(archive) as tar:
+            if not hasattr(tarfile, "data_filter"):  # Python before 3.10.12 cannot confine the extraction
+                raise SystemExit("mlops-bot-remote: this Python cannot extract an archive safely; use 3.10.12+")
+            tar.extractall(".", filter="data")  # refuses absolute paths, links out and device files
+
+
+def _run(command: list[str]) -> int:
+    child = subprocess.Popen(command, start_new_session=True)
+
+    def forward(signum: int, _frame: object) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(child.pid, signum)
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, forward)
+    return child.wait()
+
+
+def _log(client: object, run_id: str, path: Path, artifact_dir: str) -> None:
+    if path.is_dir():
+        client.log_artifacts(run_id, str(path), artifact_dir)  # type: ignore[attr-defined]
+    else:
+        client.log_artifact(run_id, str(path), artifact_dir)  # type: ignore[attr-defined]
+
+
+def _upload(run_id: str, outs: list[str], model: str | None) -> int:
+    missing = [out for out in outs if not Path(out).exists()]
+    if missing:
+        print(f"mlops-bot-remote: the step exited 0 but did not write {', '.join(missing)}", file=sys.stderr)
+        return 3
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient()
+    try:
+        for out in outs:
+            path = Path(out)
+            if out == model:  # where Tracker.upload puts the model: under model/, never twice
+                _log(client, run_id, path, "model")
+            elif path.is_dir():
+                client.log_artifacts(run_id, out, f"outs/{out}")
+            else:
+                parent = str(Path(out).parent)
+                client.log_artifact(run_id, out, "outs" if parent == "." else f"outs/{parent}")
+    except Exception as exc:  # the step's work is done: say why it cannot be returned
+        print(f"mlops-bot-remote: uploading the outs to run {run_id} failed: {type(exc).__name__}: {exc}",
+              file=sys.stderr)
+        return 3
+    print(f"{UPLOADED} {run_id}: {', '.join(outs) or 'no outs'}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
