@@ -1,5 +1,6 @@
 """What a remote step's working directory holds (pipeline/backends/workdir.py): git's files and the step's deps,
-never the bot's state, git's objects, the step's own outs or a link to elsewhere on the runner."""
+never the bot's state, git's objects, ignore files (Ray would apply them again and drop the ignored deps), the
+step's own outs or a link to elsewhere on the runner."""
 
 from __future__ import annotations
 
@@ -34,19 +35,19 @@ STEP = Step(name="train", cmd="python train.py", deps=("train.py", "data"), outs
 def test_a_git_project_ships_what_git_knows_and_the_deps(tmp_path: Path) -> None:
     root = _project(tmp_path, git=True)
     size = stage_workdir(root, STEP, tmp_path / "staged")
-    assert _tree(tmp_path / "staged") == [".gitignore", "data/big.csv", "ml.yaml", "pkg/util.py", "train.py"]
+    assert _tree(tmp_path / "staged") == ["data/big.csv", "ml.yaml", "pkg/util.py", "train.py"]
     assert size == sum(p.stat().st_size for p in (tmp_path / "staged").rglob("*") if p.is_file())
 
 
 def test_without_git_every_file_but_the_state_and_the_outs(tmp_path: Path) -> None:
     root = _project(tmp_path, git=False)
     stage_workdir(root, STEP, tmp_path / "staged")
-    assert _tree(tmp_path / "staged") == [".gitignore", "data/big.csv", "ml.yaml", "pkg/util.py",
-                                          "scratch/notes.txt", "train.py"]
+    assert _tree(tmp_path / "staged") == ["data/big.csv", "ml.yaml", "pkg/util.py", "scratch/notes.txt",
+                                          "train.py"]
 
 
 def test_the_archive_holds_relative_names(tmp_path: Path) -> None:
     root = _project(tmp_path, git=True)
     stage_workdir(root, STEP, tmp_path / "staged")
     with tarfile.open(tarball(tmp_path / "staged", tmp_path / "w.tar.gz")) as tar:
-        assert sorted(tar.getnames()) == [".gitignore", "data/big.csv", "ml.yaml", "pkg/util.py", "train.py"]
+        assert sorted(tar.getnames()) == ["data/big.csv", "ml.yaml", "pkg/util.py", "train.py"]

@@ -1,7 +1,7 @@
 """The working directory a remote step gets: the project's files git knows (tracked, or untracked and not ignored)
-and the step's deps (data is often ignored by git), never `.git`, `.mlops-bot` or the step's own outs. Staged by
-hard links (copies across file systems) into a directory the backend ships: Ray's `working_dir`, a tarball in the
-tracking run for Kubernetes."""
+and the step's deps (data is often ignored by git), never `.git`, `.mlops-bot`, ignore files or the step's own
+outs. Staged by hard links (copies across file systems) into a directory the backend ships: Ray's `working_dir`, a
+tarball in the tracking run for Kubernetes."""
 
 from __future__ import annotations
 
@@ -17,6 +17,8 @@ from ...support.paths import normalise, overlaps
 from ..dag import step_outs
 
 NEVER = (".git", ".mlops-bot")
+# Applied here already; shipped, they would make Ray's packaging drop the deps git ignores (data, often).
+IGNORE_FILES = {".gitignore", ".rayignore"}
 SKIPPED_DIRS = {".git", ".mlops-bot", ".venv", "venv", "__pycache__", "node_modules", ".mypy_cache", ".ruff_cache"}
 
 
@@ -25,7 +27,8 @@ def stage_workdir(root: Path, step: Step, dest: Path) -> int:
     outs = list(step_outs(step))
     total = 0
     for rel in sorted(set(_project_files(root)) | set(_dep_files(root, step.deps))):
-        if rel.split("/", 1)[0] in NEVER or any(overlaps(rel, out) for out in outs):
+        if rel.split("/", 1)[0] in NEVER or rel.rsplit("/", 1)[-1] in IGNORE_FILES \
+                or any(overlaps(rel, out) for out in outs):
             continue
         src, dst = root / rel, dest / rel
         if src.is_symlink() or not src.is_file():
