@@ -18,7 +18,8 @@ from tests.servers.mlflow_server import MlflowServer, start
 pytest_plugins = ["tests.plugins.forge_servers", "tests.plugins.event_parts", "tests.plugins.stores",
                   "tests.plugins.gitlab_mlflow", "tests.plugins.azureml_mlflow", "tests.plugins.databricks_uc",
                   "tests.plugins.second_mlflow", "tests.plugins.prometheus_server",
-                  "tests.plugins.azureml_endpoints"]
+                  "tests.plugins.azureml_endpoints", "tests.plugins.postgres_server", "tests.plugins.ray_cluster",
+                  "tests.plugins.kubernetes_api"]
 
 
 @pytest.fixture(scope="session")

@@ -68,7 +68,8 @@ def test_bad_usage_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
 def test_version_imports_nothing_heavy() -> None:
     code = ("import sys\nfrom mlops_bot.cli import main\n"
             "try:\n    main(['--version'])\nexcept SystemExit:\n    pass\n"
-            "heavy = {'httpx', 'github', 'gitlab', 'jsonschema', 'yaml', 'requests', 'sqlite3'}\n"
+            "heavy = {'httpx', 'github', 'gitlab', 'jsonschema', 'yaml', 'requests', 'sqlite3', 'psycopg', 'ray',\n"
+            "         'kubernetes'}\n"
             "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip().endswith("[]"), out

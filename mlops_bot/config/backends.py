@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import Problem
-from .source import Document
+
+if TYPE_CHECKING:  # config.model imports this module: keep YAML out of the pure core's imports
+    from .source import Document
 
 KINDS = ("local", "ray", "kubernetes")
 # the fields each remote kind reads besides `type`; the schema lists them all, this says whose they are
@@ -89,6 +91,10 @@ def _fields(doc: Document, where: tuple[Any, ...], kind: str, raw: dict[str, Any
     if kind == "kubernetes" and not raw.get("image"):
         problems.append(doc.problem(where, "a kubernetes step runs in a container: add image: (one with Python and "
                                     "mlflow, e.g. the image your training already uses)", key=True))
+    gpus = raw.get("num_gpus")
+    if kind == "kubernetes" and isinstance(gpus, float) and not gpus.is_integer():
+        problems.append(doc.problem((*where, "num_gpus"), f"Kubernetes schedules whole GPUs (nvidia.com/gpu); "
+                                    f"{gpus:g} is a fraction: use a whole number, or ray for fractional GPUs"))
     memory = raw.get("memory")
     if memory is not None:
         try:

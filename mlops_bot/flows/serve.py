@@ -4,6 +4,10 @@ Set the secret of each source you use (MLOPS_BOT_MLFLOW_WEBHOOK_SECRET, MLOPS_BO
 MLOPS_BOT_GITLAB_WEBHOOK_TOKEN) and point the webhooks at http://HOST:PORT/webhooks/<source>. Accepted
 events are spooled under .mlops-bot/events/ before the answer and handled by --workers threads; after a
 crash or a stop, `serve` started again handles what was left. SIGTERM or Ctrl-C stops it cleanly (exit 0).
+One `serve` per project on that SQLite spool; with MLOPS_BOT_SPOOL_URL=postgresql://... the spool is in
+PostgreSQL and any number of `serve` replicas (behind any load balancer) share it (service/spool_pg.py): each
+delivery accepted once, each event handled once, a killed replica's events taken over when their lease
+(MLOPS_BOT_SPOOL_LEASE_S, 30 s) expires.
 
 Slow or hoarding clients cannot starve it (service/guard.py): a request's headers must arrive within
 --header-timeout (10 s) and its body within --body-timeout (30 s), trickling bytes does not extend either; one
@@ -50,7 +54,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="open connections in all; beyond, the one waiting longest for its request is closed "
                              f"(default: {MAX_CONNECTIONS}, lowered to fit the open-file limit)")
     parser.epilog = ("Secrets: MLOPS_BOT_MLFLOW_WEBHOOK_SECRET, MLOPS_BOT_GITHUB_WEBHOOK_SECRET, "
-                     "MLOPS_BOT_GITLAB_WEBHOOK_TOKEN; endpoints POST /webhooks/{mlflow,github,gitlab}, GET /healthz.")
+                     "MLOPS_BOT_GITLAB_WEBHOOK_TOKEN; endpoints POST /webhooks/{mlflow,github,gitlab}, GET /healthz. "
+                     "Replicas: MLOPS_BOT_SPOOL_URL=postgresql://user:password@host:port/db puts the spool in "
+                     "PostgreSQL, shared by any number of `serve` processes (MLOPS_BOT_SPOOL_LEASE_S: how long a "
+                     "killed one's events wait, default 30).")
 
 
 def main(args: argparse.Namespace, project: Project) -> int:
@@ -66,9 +73,21 @@ def main(args: argparse.Namespace, project: Project) -> int:
     service = Service(config, env, rule_handler(config, env), workers=args.workers, limits=_limits(args))
     if not service.sources:
         raise UsageError(f"no webhook secret is set; set at least one of {', '.join(SECRETS.values())}.")
-    hold_exclusive(service.directory / SERVE_LOCK_FILE, "serve")
+    if service.spool_url is None:  # one replica per SQLite spool
+        hold_exclusive(service.directory / SERVE_LOCK_FILE, "serve")
+        where = str(service.directory)
+    else:  # replicas share the PostgreSQL spool: reachable (and its tables there) before we listen
+        from ..service.spool_pg import PgSpool
+        from ..support.urls import redact
+
+        check = PgSpool(service.spool_url)
+        try:
+            check.create_schema()
+        finally:
+            check.close()
+        where = f"{redact(service.spool_url)} (a replica; audit log in {service.directory})"
     listening = (f"mlops-bot serve: listening on http://{args.host}:{args.port}/webhooks/"
-                 f"{{{','.join(service.sources)}}} with {args.workers} worker(s); events in {service.directory}")
+                 f"{{{','.join(service.sources)}}} with {args.workers} worker(s); events in {where}")
 
     class Server(uvicorn.Server):
         async def startup(self, sockets: list[Any] | None = None) -> None:

@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import Any
 
 from ..config.model import Config
 from ..console import emit_json, log
@@ -30,7 +31,9 @@ from ..events.audit import EventLog, events_dir
 from ..events.bus import Bus, activate
 from ..events.event import Event, model_subject
 from ..registry.base import Registry, RegistryEvent
+from ..service.replica import WatchReplica
 from ..service.spool import Spool, hold_exclusive
+from ..service.spool_pg import PgSpool
 from ..service.workers import EventRunner
 from ..support.state import WATCH_CURSOR_FILE, WATCH_LOCK_FILE, WATCH_SPOOL_FILE
 from .actions import rule_handler
@@ -50,36 +53,64 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 class Watcher:
+    """One watcher; on the SQLite spool the only one of its project, on the PostgreSQL spool
+    (MLOPS_BOT_SPOOL_URL) one of any number of replicas: they poll one at a time from the shared cursor, so a
+    change is spooled once with one id, and each event is claimed and handled by one of them."""
+
     def __init__(self, config: Config, registry: Registry, env: Mapping[str, str]) -> None:
         self.config, self.registry, self.env = config, registry, env
         self.directory = events_dir(config.root)
-        self._lock = hold_exclusive(self.directory / WATCH_LOCK_FILE, "watch")
-        self.spool = Spool(self.directory / WATCH_SPOOL_FILE)
         self.audit = EventLog(self.directory)
         rules = rule_handler(config, env)
         self.bus = Bus([rules])
-        self.runner = EventRunner(self.bus, rules, self.audit, self.spool, set())
+        self.replica = WatchReplica.open(env)
+        self._lock = -1
+        self.spool: Spool | PgSpool
+        if self.replica is None:
+            self._lock = hold_exclusive(self.directory / WATCH_LOCK_FILE, "watch")
+            self.spool = Spool(self.directory / WATCH_SPOOL_FILE)
+            self.runner = EventRunner(self.bus, rules, self.audit, self.spool, set())
+        else:
+            self.spool = self.replica.spool
+            self.runner = EventRunner(self.bus, rules, self.audit, self.replica.recorder, strict=True)
         self._experiment: str | None = None
 
     def close(self) -> None:
         self.spool.close()
-        os.close(self._lock)
+        if self.replica is not None:
+            self.replica.close()
+        if self._lock >= 0:
+            os.close(self._lock)
 
     def poll(self) -> list[Event]:
         """One poll: the new events (spooled, cursor saved), then every due pending event handled."""
-        path = self.directory / WATCH_CURSOR_FILE
-        cursor = path.read_text(encoding="utf-8").strip() if path.exists() else None
-        found, after = self.registry.events_since(cursor or None, [self.config.model.name])
-        events = [self._event(e, cursor or "") for e in found if self._ours(e)]
-        fresh = [e for e, new in zip(events, self.spool.insert(events), strict=True) if new]
-        from ..support.files import write_atomic
+        if isinstance(self.spool, Spool):
+            path = self.directory / WATCH_CURSOR_FILE
+            cursor = path.read_text(encoding="utf-8").strip() if path.exists() else None
+            events, after = self._found(cursor)
+            fresh = [e for e, new in zip(events, self.spool.insert(events), strict=True) if new]
+            from ..support.files import write_atomic
 
-        write_atomic(path, after)
+            write_atomic(path, after)
+            where = str(path)
+        else:
+            spool = self.spool
+
+            def spooled(conn: Any, cursor: str | None) -> tuple[tuple[list[Event], str | None], str]:
+                events, after = self._found(cursor)
+                return ([e for e in events if spool.insert_in(conn, e)], cursor), after
+
+            fresh, cursor = spool.with_cursor(spooled)
+            where = "the PostgreSQL spool"
         if cursor is None:
-            log(f"mlops-bot watch: watching {self.config.model.name} from now on (cursor saved in {path})")
+            log(f"mlops-bot watch: watching {self.config.model.name} from now on (cursor saved in {where})")
         self.handle_pending()
         self.continue_rollouts()
         return fresh
+
+    def _found(self, cursor: str | None) -> tuple[list[Event], str]:
+        found, after = self.registry.events_since(cursor or None, [self.config.model.name])
+        return [self._event(e, cursor or "") for e in found if self._ours(e)], after
 
     def continue_rollouts(self) -> None:
         """Advances the rollouts in progress (flows/rollout.py); one that rolled back is logged, not fatal."""
@@ -103,14 +134,20 @@ class Watcher:
             outcome = check_drift(self.config, self.registry, self.env)
         log(f"mlops-bot watch: {outcome.checked.summary()} (finding {outcome.checked.finding_id})")
         self.runner.logged.update(e.id for e in caught)  # in the audit log already: emit wrote it
-        self.spool.insert(caught)
+        if isinstance(self.spool, Spool):
+            self.spool.insert(caught)
+        else:
+            self.spool.insert(caught, audited=True)
         self.handle_pending()
         return caught
 
     def handle_pending(self) -> None:
         """Handles the pending events that are due; one whose action failed waits (next_at) for a later poll."""
         with activate(self.bus):
-            self.runner.run([row for row in self.spool.pending(0, 10_000) if row.next_at <= time.time()])
+            if isinstance(self.spool, Spool):
+                self.runner.run([row for row in self.spool.pending(0, 10_000) if row.next_at <= time.time()])
+            elif self.replica is not None:
+                self.replica.drain(self.runner)
 
     def _ours(self, found: RegistryEvent) -> bool:
         if found.type != "run.finished":

@@ -4,9 +4,10 @@
 [--workdir-artifact PATH] -- COMMAND...`
 
 Imports nothing of mlops_bot and only the standard library until the outs are uploaded with mlflow, so a cluster
-needs Python and mlflow (which a step that logs to MLflow has anyway). The step runs as a child in its own process
-group; SIGTERM (a cancelled Ray job, a deleted Kubernetes Job) is passed on to the whole group. The exit code is the
-step's own; 0 only when every out exists and was uploaded (a missing out or a failed upload exits 3).
+needs Python and mlflow (which a step that logs to MLflow has anyway). The step runs as a child in the wrapper's
+process group, so a cancelled Ray job or a deleted Kubernetes Job ends it too. The exit code is the step's own
+(128 + n when signal n ended it); 0 only when every out exists and was uploaded (a missing out or a failed upload
+exits 3).
 """
 
 from __future__ import annotations
@@ -62,15 +63,20 @@ def _unpack(run_id: str, artifact: str) -> None:
 
 
 def _run(command: list[str]) -> int:
-    child = subprocess.Popen(command, start_new_session=True)
+    """The step in our own process group: what the cluster sends the group (Ray stopping the job, a lost
+    supervisor's SIGKILL) reaches the step too, and a SIGTERM sent to us alone (Kubernetes, to PID 1) is sent on to
+    the group. A step ended by signal n exits 128 + n, as a shell reports it."""
+    child = subprocess.Popen(command)
 
     def forward(signum: int, _frame: object) -> None:
+        signal.signal(signum, signal.SIG_IGN)  # the group's copy of it is not for us
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(child.pid, signum)
+            os.killpg(os.getpgrp(), signum)
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, forward)
-    return child.wait()
+    code = child.wait()
+    return 128 - code if code < 0 else code
 
 
 def _log(client: object, run_id: str, path: Path, artifact_dir: str) -> None:

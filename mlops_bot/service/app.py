@@ -32,7 +32,9 @@ from ..events.bus import Bus
 from ..events.rules import RuleHandler
 from ..support.state import SPOOL_FILE
 from .guard import Guard, Limits
+from .pg_workers import lease_seconds
 from .spool import Spool, SpoolWriter, prune_change
+from .spool_pg import spool_url
 from .verify import Delivery, Rejected, github_delivery, gitlab_delivery, mlflow_event
 from .workers import EventRunner, WorkerPool
 
@@ -42,6 +44,8 @@ if TYPE_CHECKING:
     from starlette.responses import Response
 
     from ..config.model import Config
+    from .pg_workers import PgWorkerPool
+    from .spool_pg import PgSpool
 
 SECRETS = {"mlflow": "MLOPS_BOT_MLFLOW_WEBHOOK_SECRET", "github": "MLOPS_BOT_GITHUB_WEBHOOK_SECRET",
            "gitlab": "MLOPS_BOT_GITLAB_WEBHOOK_TOKEN"}
@@ -64,9 +68,11 @@ class Service:
         self.audit = EventLog(self.directory)
         self.rules = rules  # the `on:` rules with the flows' actions, handed in by flows/serve.py
         self.bus = Bus([self.rules])
-        self.pool: WorkerPool | None = None
+        self.spool_url = spool_url(env)  # None: the SQLite spool, one replica
+        self.lease = lease_seconds(env) if self.spool_url else 0.0
+        self.pool: WorkerPool | PgWorkerPool | None = None
         self.writer: SpoolWriter | None = None
-        self.reader: Spool | None = None
+        self.reader: Spool | PgSpool | None = None
 
     @property
     def sources(self) -> list[str]:
@@ -74,20 +80,39 @@ class Service:
 
     def start(self) -> None:
         """Opens the spool and starts the workers; events left pending by an earlier run are handled first."""
+        if self.spool_url is not None:
+            self._start_replica(self.spool_url)
+            return
         path = self.directory / SPOOL_FILE
-        self.reader = Spool(path)
-        pending = {row.event.id for row in _all_pending(self.reader)}
+        reader = Spool(path)
+        self.reader = reader
+        pending = {row.event.id for row in _all_pending(reader)}
         logged = pending & self.audit.ids_in_tail() if pending else set()
         pool_box: list[WorkerPool] = []
         self.writer = SpoolWriter(Spool(path), on_commit=lambda: pool_box[0].wake() if pool_box else None).start()
         self.writer.spool.prune()
         writer = self.writer
-        self.pool = WorkerPool(self.reader, lambda: EventRunner(self.bus, self.rules, self.audit, writer, logged),
-                               self.bus, self.workers, housekeeping=lambda: writer.submit(prune_change()))
-        pool_box.append(self.pool)
-        self.pool.start()
+        pool = WorkerPool(reader, lambda: EventRunner(self.bus, self.rules, self.audit, writer, logged),
+                          self.bus, self.workers, housekeeping=lambda: writer.submit(prune_change()))
+        self.pool = pool
+        pool_box.append(pool)
+        pool.start()
         if pending:
             log(f"mlops-bot serve: {len(pending)} event(s) left pending by the last run are handled first")
+
+    def _start_replica(self, url: str) -> None:
+        """A replica on the PostgreSQL spool: any number of them share its events (service/spool_pg.py)."""
+        from .pg_workers import PgWorkerPool
+        from .spool_pg import WRITE, PgSpool
+
+        reader = PgSpool(url)
+        reader.create_schema()
+        self.reader = reader
+        pool = PgWorkerPool(url, lambda recorder: EventRunner(self.bus, self.rules, self.audit, recorder,
+                                                              strict=True), self.bus, self.workers, self.lease)
+        self.writer = SpoolWriter(PgSpool(url, policy=WRITE), on_commit=pool.wake).start()
+        self.pool = pool
+        pool.start()
 
     def stop(self) -> None:
         if self.pool is not None:
@@ -150,7 +175,15 @@ class Service:
         rejected = {k.removeprefix("rejected."): n for k, n in self.counters.items() if k.startswith("rejected.")}
         return {"status": "ok", "sources": self.sources, "accepted": self.counters["accepted"],
                 "rejected": rejected, "rejected_total": sum(rejected.values()),
-                "spool": self.reader.counts() if self.reader else {}, "connections": self.guard.stats()}
+                "spool": self._counts(), "connections": self.guard.stats()}
+
+    def _counts(self) -> dict[str, Any]:
+        if self.reader is None:
+            return {}
+        try:
+            return dict(self.reader.counts())
+        except Exception as exc:  # the database is away: say so, /healthz still answers
+            return {"error": str(exc)}
 
 
 def _all_pending(spool: Spool) -> list[Any]:

@@ -6,7 +6,9 @@ and GitLab's body digest and event ids, see replay.py): they go to `seen`, and a
 is refused like a repeated id, for as long as ids are kept (KEEP_IDS_S). A row is `pending` until its handler
 finished, `handled` after, or `failed` when its attempts ran out. `done` counts the actions completed, so a
 retry or a restart resumes after the last one that succeeded. `SpoolWriter` funnels every write of `serve`
-through one thread that commits them in batches (group commit): one fsync serves many requests.
+through one thread that commits them in batches (group commit): one fsync serves many requests. This file
+serves one replica; with MLOPS_BOT_SPOOL_URL the same records live in PostgreSQL for many (spool_pg.py), and
+SpoolWriter writes there the same way.
 """
 
 from __future__ import annotations
@@ -57,6 +59,9 @@ class Spooled:
     done: int
     attempts: int
     next_at: float
+    lease: int = 0  # the PostgreSQL spool's fencing token: the claim this copy of the row was handed out by
+    audited: bool = False  # the PostgreSQL spool's record that its audit line is written
+    taken_over: bool = False  # claimed after another replica's lease on it expired
 
 
 def connect(path: Path) -> sqlite3.Connection:
@@ -90,6 +95,10 @@ class Spool:
                 raise
             self.conn.execute("COMMIT")
             return result
+
+    @staticmethod
+    def insert_many(conn: sqlite3.Connection, items: Sequence[tuple[Event, Sequence[str]]]) -> list[bool]:
+        return [insert(conn, event, keys) for event, keys in items]
 
     def insert(self, events: Sequence[Event]) -> list[bool]:
         """Adds the events; False for each id the spool holds already (a duplicate or a replay)."""
@@ -176,12 +185,31 @@ def _load(body: str) -> dict[str, Any]:
     return doc
 
 
+@dataclass(frozen=True)
+class _Insert:
+    """A delivery to add: the writer adds a batch's deliveries together (spool.insert_many)."""
+
+    event: Event
+    keys: tuple[str, ...]
+
+
+Work = Callable[[Any], Any] | _Insert
+
+
+def _run(conn: Any, spool: Any, works: list[Work]) -> list[Any]:
+    """The batch's results in its order: its deliveries added as one (fewer statements), then its changes."""
+    inserts = [w for w in works if isinstance(w, _Insert)]
+    fresh = iter(spool.insert_many(conn, [(w.event, w.keys) for w in inserts]) if inserts else [])
+    return [next(fresh) if isinstance(w, _Insert) else w(conn) for w in works]
+
+
 class SpoolWriter:
     """One thread does every write of the spool, committing what queued up meanwhile as one transaction."""
 
-    def __init__(self, spool: Spool, on_commit: Callable[[], None] = lambda: None) -> None:
+    def __init__(self, spool: Any, on_commit: Callable[[], None] = lambda: None) -> None:
+        # spool: a Spool, or spool_pg.PgSpool (the same transaction() and insert_many())
         self.spool, self.on_commit = spool, on_commit
-        self._queue: queue.Queue[tuple[Callable[[sqlite3.Connection], Any], Future[Any]] | None] = queue.Queue()
+        self._queue: queue.Queue[tuple[Work, Future[Any]] | None] = queue.Queue()
         self._thread = threading.Thread(target=self._loop, name="mlops-bot-spool", daemon=True)
 
     def start(self) -> SpoolWriter:
@@ -198,7 +226,9 @@ class SpoolWriter:
         return future
 
     def insert(self, event: Event, keys: Sequence[str] = ()) -> Future[bool]:
-        return self.submit(lambda conn: insert(conn, event, keys))
+        future: Future[bool] = Future()
+        self._queue.put((_Insert(event, tuple(keys)), future))
+        return future
 
     def apply(self, changes: Iterable[Change]) -> None:
         """Commits the changes; returns when they are on disk (raises what the commit raised)."""
@@ -222,10 +252,10 @@ class SpoolWriter:
                 batch.append(item)
             self._commit(batch)
 
-    def _commit(self, batch: list[tuple[Callable[[sqlite3.Connection], Any], Future[Any]]]) -> None:
+    def _commit(self, batch: list[tuple[Work, Future[Any]]]) -> None:
         results: list[Any] = []
         try:
-            results = self.spool.transaction(lambda conn: [work(conn) for work, _ in batch])
+            results = self.spool.transaction(lambda conn: _run(conn, self.spool, [work for work, _ in batch]))
         except Exception as exc:  # nothing of the batch is on disk: every caller learns it
             for _, future in batch:
                 future.set_exception(exc)

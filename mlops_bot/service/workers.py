@@ -8,6 +8,8 @@ done in the spool before the next starts, and the event is marked handled last. 
 taken up at the action that was running (actions are idempotent: deploy_all skips what is deployed; a
 notification carries the event id to dedup on), and its audit line is not written twice (a restart reads
 the ids at the log's end). A failing action is retried with backoff from that action on, MAX_ATTEMPTS times.
+What is recorded where is the Recorder's (recording.py): this SQLite spool's, or the PostgreSQL spool's fenced
+records when replicas share it (pg_workers.py runs EventRunner there, in place of WorkerPool).
 """
 
 from __future__ import annotations
@@ -17,15 +19,15 @@ import queue
 import threading
 import time
 import zlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import replace
-from typing import Protocol
 
 from ..console import log
 from ..events.audit import EventLog
 from ..events.bus import Bus, activate
 from ..events.rules import PlannedAction, RuleHandler, perform
-from .spool import Change, Spool, Spooled, handled_change, progress_change, retry_change
+from .recording import LeaseLost, Recorder, SpoolChanges, SqliteRecorder
+from .spool import Spool, Spooled
 
 MAX_ATTEMPTS = 5
 BACKOFF_S = 2.0
@@ -35,24 +37,25 @@ HOUSEKEEPING_S = 3600.0
 TAKE = 64  # events a worker takes at once; the ones without actions are logged and marked as one batch
 
 
-class SpoolChanges(Protocol):
-    """Where progress is recorded: the Spool itself (`watch`), or serve's group-committing SpoolWriter."""
-
-    def apply(self, changes: Iterable[Change]) -> None: ...
-
-
 class EventRunner:
-    """Runs spooled events through the `on:` rules, recording each finished action before the next starts."""
+    """Runs spooled events through the `on:` rules, recording each finished action before the next starts.
+    `strict`: after an event fails, the batch's later events of its partition wait too (the PostgreSQL spool's
+    replicas keep each model's order; the SQLite dispatcher routes a retry on its own)."""
 
-    def __init__(self, bus: Bus, rules: RuleHandler, audit: EventLog, changes: SpoolChanges,
-                 logged: set[str]) -> None:
-        self.bus, self.rules, self.audit, self.changes, self.logged = bus, rules, audit, changes, logged
+    def __init__(self, bus: Bus, rules: RuleHandler, audit: EventLog, changes: SpoolChanges | Recorder,
+                 logged: set[str] | None = None, strict: bool = False) -> None:
+        self.bus, self.rules, self.audit, self.strict = bus, rules, audit, strict
+        self.logged = logged if logged is not None else set()
+        self.recorder = changes if isinstance(changes, Recorder) else SqliteRecorder(changes, self.logged)
 
     def run(self, batch: list[Spooled]) -> list[Spooled]:
         """Handles the batch in order; returns the events to try again later."""
         unmatched: list[Spooled] = []  # no rule acts on them: logged and marked handled as one batch
         retry: list[Spooled] = []
+        blocked: set[str] = set()
         for item in batch:
+            if item.event.partition in blocked:
+                continue
             planned = self.rules.plan(item.event)
             if not planned:
                 unmatched.append(item)
@@ -62,23 +65,19 @@ class EventRunner:
             again = self._handle(item, planned)
             if again is not None:
                 retry.append(again)
+                if self.strict:  # still pending: nothing after it in its partition may run before it
+                    blocked.add(item.event.partition)
         self._finish_unmatched(unmatched)
         return retry
 
-    def _unlogged(self, items: list[Spooled]) -> list[Spooled]:
-        fresh = [i for i in items if i.event.id not in self.logged]
-        self.logged.difference_update(i.event.id for i in items)
-        return fresh
-
     def _finish_unmatched(self, items: list[Spooled]) -> None:
         if items:
-            self.audit.append_many(i.event for i in self._unlogged(items))
-            self.changes.apply([handled_change(i.event.id) for i in items])
+            self.recorder.audit(self.audit, items, True)
+            self.recorder.handled(items)
 
     def _handle(self, item: Spooled, planned: list[PlannedAction]) -> Spooled | None:
         event = item.event
-        if item.attempts == 0 and item.done == 0:
-            self.audit.append_many(i.event for i in self._unlogged([item]))
+        self.recorder.audit(self.audit, [item], False)
         runner = self.rules.runner()
         index = item.done
         try:
@@ -86,12 +85,14 @@ class EventRunner:
                 with self.bus.handling():  # what the action emits is handled after it, in this thread
                     index = perform(planned, index, event, runner)
                 if index < len(planned):
-                    self.changes.apply([progress_change(event.id, index)])
+                    self.recorder.progress(item, index)
+        except LeaseLost:
+            raise
         except Exception as exc:  # a bug too: retried, then given up and shown by `mlops-bot events`
             return self._failed(item, index, exc)
         finally:
             runner.close()
-        self.changes.apply([handled_change(event.id)])
+        self.recorder.handled([item])
         return None
 
     def _failed(self, item: Spooled, index: int, exc: Exception) -> Spooled | None:
@@ -99,28 +100,20 @@ class EventRunner:
         final = attempts >= MAX_ATTEMPTS
         wait = min(BACKOFF_S * 2 ** (attempts - 1), MAX_BACKOFF_S)
         why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        self.changes.apply([progress_change(item.event.id, index),
-                            retry_change(item.event.id, attempts, time.time() + wait, why, final)])
+        self.recorder.retry(item, index, attempts, -1.0 if final else wait, why)
         then = "given up; see `mlops-bot events`" if final else f"retry {attempts}/{MAX_ATTEMPTS - 1} in {wait:.0f} s"
         log(f"mlops-bot serve: {item.event.type} ({item.event.id}) failed: {why}; {then}")
         return None if final else replace(item, done=index, attempts=attempts, next_at=time.time() + wait)
 
 
-class WorkerPool:
-    def __init__(self, reader: Spool, runner: Callable[[], EventRunner], bus: Bus, workers: int,
-                 housekeeping: Callable[[], object] = lambda: None) -> None:
-        self.reader, self.make_runner, self.bus, self.housekeeping = reader, runner, bus, housekeeping
-        self._housekept = time.monotonic()
-        self.queues: list[queue.Queue[Spooled]] = [queue.Queue(QUEUE_SIZE) for _ in range(max(workers, 1))]
-        self._wake, self._stopping = threading.Event(), threading.Event()
-        self._retries: list[tuple[float, int, Spooled]] = []
-        self._retry_lock = threading.Lock()
-        self._last_seq = 0
-        self._threads = [threading.Thread(target=self._dispatch, name="mlops-bot-dispatch", daemon=True)]
-        self._threads += [threading.Thread(target=self._work, args=(q,), name=f"mlops-bot-worker-{n}", daemon=True)
-                          for n, q in enumerate(self.queues)]
+class Threads:
+    """Threads that run until `stop`, each waking early on `wake`; stop lets them finish what is in hand."""
 
-    def start(self) -> WorkerPool:
+    def __init__(self) -> None:
+        self._wake, self._stopping = threading.Event(), threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    def start(self) -> Threads:
         for thread in self._threads:
             thread.start()
         return self
@@ -129,12 +122,28 @@ class WorkerPool:
         self._wake.set()
 
     def stop(self, timeout: float = 30.0) -> None:
-        """Lets each worker finish the batch in hand; what is left stays pending in the spool."""
         self._stopping.set()
         self._wake.set()
         deadline = time.monotonic() + timeout
         for thread in self._threads:
             thread.join(max(deadline - time.monotonic(), 0.1))
+
+
+class WorkerPool(Threads):
+    """SQLite's: what a stop leaves stays pending in the spool."""
+
+    def __init__(self, reader: Spool, runner: Callable[[], EventRunner], bus: Bus, workers: int,
+                 housekeeping: Callable[[], object] = lambda: None) -> None:
+        super().__init__()
+        self.reader, self.make_runner, self.bus, self.housekeeping = reader, runner, bus, housekeeping
+        self._housekept = time.monotonic()
+        self.queues: list[queue.Queue[Spooled]] = [queue.Queue(QUEUE_SIZE) for _ in range(max(workers, 1))]
+        self._retries: list[tuple[float, int, Spooled]] = []
+        self._retry_lock = threading.Lock()
+        self._last_seq = 0
+        self._threads = [threading.Thread(target=self._dispatch, name="mlops-bot-dispatch", daemon=True)]
+        self._threads += [threading.Thread(target=self._work, args=(q,), name=f"mlops-bot-worker-{n}", daemon=True)
+                          for n, q in enumerate(self.queues)]
 
     def _dispatch(self) -> None:
         while not self._stopping.is_set():

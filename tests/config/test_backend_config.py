@@ -60,9 +60,11 @@ def test_memory_takes_the_units_people_write(text: str | int, expected: int) -> 
 
 def test_what_a_backend_cannot_be(project: Callable[[str], Path]) -> None:
     text = "\n".join(problems_of(project(with_train_backend(
-        "{type: kubernetes, pip: [x], memory: lots, num_cpus: 1}"))))
+        "{type: kubernetes, pip: [x], memory: lots, num_cpus: 1, num_gpus: 0.5}"))))
     assert "pipeline.train.backend.pip: 'pip' is a setting of ray steps, not of kubernetes ones; remove it" in text
     assert "pipeline.train.backend: a kubernetes step runs in a container: add image:" in text
+    assert "pipeline.train.backend.num_gpus: Kubernetes schedules whole GPUs (nvidia.com/gpu); 0.5 is a fraction" \
+        in text
     assert "pipeline.train.backend.memory: 'lots' is not an amount of memory (e.g. 4GiB, 512Mi, 2000000000)" in text
     text = "\n".join(problems_of(project(with_train_backend("{type: ray, image: 'python:3.11'}"))))
     assert "pipeline.train.backend.image: 'image' is a setting of kubernetes steps, not of ray ones" in text

@@ -132,14 +132,15 @@ def test_sigterm_reaches_the_steps_whole_group(tmp_path: Path, tracking: tuple[d
     env, run_id = tracking
     script = "sleep 60 & echo $! > grandchild.pid; wait"
     proc = subprocess.Popen([sys.executable, "-m", "mlops_bot.pipeline.remote_entry", "--run-id", run_id, "--step",
-                             "s", "--", "/bin/sh", "-c", script], cwd=tmp_path, env=env)
+                             "s", "--", "/bin/sh", "-c", script], cwd=tmp_path, env=env,
+                            start_new_session=True)  # as Ray's supervisor and a container start it
     pid_file = tmp_path / "grandchild.pid"
     deadline = time.monotonic() + 30
     while not pid_file.exists() or not pid_file.read_text().strip():
         assert time.monotonic() < deadline, "the step never started"
         time.sleep(0.05)
-    proc.send_signal(signal.SIGTERM)
-    assert proc.wait(timeout=30) != 0
+    proc.send_signal(signal.SIGTERM)  # to the wrapper alone, as Kubernetes signals PID 1
+    assert proc.wait(timeout=30) == 128 + signal.SIGTERM
     grandchild = int(pid_file.read_text())
     deadline = time.monotonic() + 10
     while _alive(grandchild):

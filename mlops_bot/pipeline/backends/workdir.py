@@ -14,12 +14,13 @@ from pathlib import Path
 
 from ...config.model import Step
 from ...support.paths import normalise, overlaps
+from ...support.state import STATE_DIR
 from ..dag import step_outs
 
-NEVER = (".git", ".mlops-bot")
+NEVER = (".git", STATE_DIR)
 # Applied here already; shipped, they would make Ray's packaging drop the deps git ignores (data, often).
 IGNORE_FILES = {".gitignore", ".rayignore"}
-SKIPPED_DIRS = {".git", ".mlops-bot", ".venv", "venv", "__pycache__", "node_modules", ".mypy_cache", ".ruff_cache"}
+SKIPPED_DIRS = {".git", STATE_DIR, ".venv", "venv", "__pycache__", "node_modules", ".mypy_cache", ".ruff_cache"}
 
 
 def stage_workdir(root: Path, step: Step, dest: Path) -> int:
