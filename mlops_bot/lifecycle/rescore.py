@@ -30,10 +30,8 @@ from ..registry.base import Registry, Run
 from ..support.environment import child_environment
 from ..support.paths import overlaps
 from . import rescore_record as record
-
-ENV_MODEL_DIR = "MLOPS_BOT_MODEL_DIR"
-ENV_METRICS_FILE = "MLOPS_BOT_METRICS_FILE"
-ENV_PREDICTIONS_FILE = "MLOPS_BOT_PREDICTIONS_FILE"
+from .rescore_record import ENV_METRICS_FILE, ENV_MODEL_DIR, ENV_PREDICTIONS_FILE
+from .rescore_remote import evaluate_remote
 
 
 @dataclass(frozen=True)
@@ -86,7 +84,11 @@ def rescore(config: Config, registry: Registry, champion: Champion, run: Run | N
         if not digest:
             digest = record.model_digest(model_dir)
             key = record.record_key(config, step, digest)
-        evaluation = _evaluate(workdir, config, champion, step, model_dir)
+        if step.backend is None:
+            evaluation = _evaluate(workdir, config, champion, step, model_dir)
+        else:  # where the step runs: its cluster (lifecycle/rescore_remote)
+            log(f"rescoring the champion {champion.label} with step '{step.name}' on {step.backend.type}")
+            evaluation = evaluate_remote(config, registry, run.run_id, step, key, workdir / "remote")
         if key:
             record.save(registry, run, key, evaluation, digest)
         return _rescored(champion, evaluation, False, workdir)

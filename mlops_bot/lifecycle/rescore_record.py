@@ -33,6 +33,10 @@ from ..support.paths import overlaps
 from ..support.state import state_path
 
 RECORD_DIR = "mlops-bot-rescore"  # artifact path on the champion's run
+# what the evaluation step is told when it scores the champion (lifecycle/rescore, rescore_remote)
+ENV_MODEL_DIR = "MLOPS_BOT_MODEL_DIR"
+ENV_METRICS_FILE = "MLOPS_BOT_METRICS_FILE"
+ENV_PREDICTIONS_FILE = "MLOPS_BOT_PREDICTIONS_FILE"
 PREDICTIONS = "predictions.csv"
 _FORMAT = 1
 

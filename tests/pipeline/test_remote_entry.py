@@ -155,3 +155,35 @@ def _alive(pid: int) -> bool:
         return False
     with open(f"/proc/{pid}/stat") as stat:  # a zombie is gone for our purpose
         return stat.read().split(")")[-1].split()[0] != "Z"
+
+
+def test_a_rescoring_fetches_the_model_and_returns_its_results_to_one_folder(
+        tmp_path: Path, tracking: tuple[dict[str, str], str]) -> None:
+    from mlflow.tracking import MlflowClient
+
+    env, run_id = tracking
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "w").write_text("0.5")
+    MlflowClient(env["MLFLOW_TRACKING_URI"]).log_artifacts(run_id, str(model), "model")
+    work = tmp_path / "pod"
+    work.mkdir()
+    script = ("import json, os; w = open(os.path.join(os.environ['MODEL'], 'w')).read(); "
+              "json.dump({'w': float(w), 'tracking': os.environ['MLFLOW_TRACKING_URI']}, open('r/metrics.json', 'w'))")
+    done = entry(work, {**env, "MODEL": "r/model"}, "--run-id", run_id, "--step", "evaluate",
+                 "--fetch", "model=r/model", "--out", "r/metrics.json", "--optional-out", "r/predictions.csv",
+                 "--out-dir", "record/k1", "--scratch-tracking", "--", sys.executable, "-c", script)
+    assert done.returncode == 0, done.stderr
+    assert listed(env, run_id) == ["model/w", "record/k1/metrics.json"]  # by name; the absent predictions skipped
+    import json
+
+    written = json.loads((work / "r" / "metrics.json").read_text())
+    assert written["w"] == 0.5 and written["tracking"].endswith(".mlops-bot-scratch.db")  # never the server
+
+
+@pytest.mark.parametrize("spec", ["model=../outside", "model=/tmp/abs", "model"])
+def test_a_fetch_stays_inside_the_working_directory(tmp_path: Path, tracking: tuple[dict[str, str], str],
+                                                    spec: str) -> None:
+    env, run_id = tracking
+    done = entry(tmp_path, env, "--run-id", run_id, "--step", "s", "--fetch", spec, "--", "true")
+    assert done.returncode != 0 and "--fetch wants ARTIFACT=DEST with a relative DEST" in done.stderr

@@ -45,6 +45,8 @@ class RemoteStep:
     progress: str  # "step 2/3 train", for heartbeat lines
     echo: Echo  # one line of the step's output or of the bot's progress
     model: str | None = None  # config.model.artifact when this step writes it: uploaded under model/
+    outs: tuple[str, ...] | None = None  # what comes back, when not the step's outs (the champion's rescoring)
+    options: tuple[str, ...] = ()  # more of remote_entry's options (lifecycle/rescore_remote)
 
     @property
     def backend_type(self) -> str:
@@ -59,13 +61,14 @@ class RemoteStep:
             argv += ["--model", self.model]
         if workdir_artifact is not None:
             argv += ["--workdir-artifact", workdir_artifact]
+        argv += self.options
         command = ["/bin/sh", "-c", self.step.cmd] if isinstance(self.step.cmd, str) else list(self.step.cmd)
         return [*argv, "--", *command]
 
     def _outs(self) -> list[str]:
         from ..dag import step_outs
 
-        return list(step_outs(self.step))
+        return list(step_outs(self.step) if self.outs is None else self.outs)
 
 
 def portable_environment(env: Mapping[str, str]) -> dict[str, str]:
