@@ -90,7 +90,7 @@ def _fetch(run_id: str, spec: str) -> None:
 def _scratch_environment() -> dict[str, str]:
     """The step's environment without the tracking server: what it logs goes to a store that is thrown away."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "DATABRICKS_"))}
-    return {**env, "MLFLOW_TRACKING_URI": f"sqlite:///{Path('.mlops-bot-scratch.db').resolve()}"}
+    return {**env, "MLFLOW_TRACKING_URI": f"sqlite:///{Path('mlops-bot-scratch.db').resolve()}"}
 
 
 def _run(command: list[str], env: dict[str, str] | None = None) -> int:

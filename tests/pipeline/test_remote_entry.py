@@ -178,7 +178,7 @@ def test_a_rescoring_fetches_the_model_and_returns_its_results_to_one_folder(
     import json
 
     written = json.loads((work / "r" / "metrics.json").read_text())
-    assert written["w"] == 0.5 and written["tracking"].endswith(".mlops-bot-scratch.db")  # never the server
+    assert written["w"] == 0.5 and written["tracking"].endswith("mlops-bot-scratch.db")  # never the server
 
 
 @pytest.mark.parametrize("spec", ["model=../outside", "model=/tmp/abs", "model"])
