@@ -43,6 +43,7 @@ if "MLOPS_BOT_MODEL_DIR" in os.environ:
 def project(root: Path, uri: str, experiment: str, backend: str) -> Path:
     root.mkdir()
     ml_yaml = ML_YAML.replace("version: 1\n", f"version: 1\ntracking: {{uri: '{uri}', experiment: {experiment}}}\n")
+    ml_yaml = ml_yaml.replace("name: fair,", f"name: {experiment},")  # the server is shared: a champion of its own
     ml_yaml = ml_yaml.replace("metrics: build/metrics.json}", f"metrics: build/metrics.json, backend: {backend}}}")
     for name, text in (("train.py", TRAIN), ("evaluate.py", EVALUATE + LOGS), ("ml.yaml", ml_yaml),
                        ("w.txt", "0.5"), ("data.txt", "0.5")):
