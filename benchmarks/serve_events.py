@@ -111,13 +111,17 @@ class Load:
 
 
 class Serve:
-    def __init__(self, root: Path) -> None:
+    """`mlops-bot serve` with 2 workers on a free port, up once /healthz answers; `env` and `extra` add to that."""
+
+    def __init__(self, root: Path, env: dict[str, str] | None = None, extra: tuple[str, ...] = (),
+                 log_name: str = "serve.log") -> None:
         self.root, self.port = root, free_port()
-        env = {**os.environ, "MLOPS_BOT_MLFLOW_WEBHOOK_SECRET": SECRET}
-        self.log = (root / "serve.log").open("ab")
+        log = root / log_name
+        self.log = log.open("ab")
         self.process = subprocess.Popen([sys.executable, "-m", "mlops_bot", "-C", str(root), "serve", "--port",
-                                         str(self.port), "--workers", "2"], stdout=self.log, stderr=subprocess.STDOUT,
-                                        env=env, start_new_session=True)
+                                         str(self.port), "--workers", "2", *extra], stdout=self.log,
+                                        stderr=subprocess.STDOUT, start_new_session=True,
+                                        env={**os.environ, **(env or {}), "MLOPS_BOT_MLFLOW_WEBHOOK_SECRET": SECRET})
         self.client = httpx.Client(timeout=10)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -125,7 +129,7 @@ class Serve:
                 if self.client.get(self.url + "/healthz").status_code == 200:
                     return
             time.sleep(0.1)
-        raise SystemExit("serve did not start; see " + str(root / "serve.log"))
+        raise SystemExit(f"serve did not start; see {log}")
 
     @property
     def url(self) -> str:

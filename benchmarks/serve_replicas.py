@@ -18,61 +18,34 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
-import contextlib
 import hashlib
 import hmac
 import json
-import os
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
 import time
 import uuid
 from pathlib import Path
 
-import httpx
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from serve_events import ML_YAML, SECRET, Load, free_port, percentile  # noqa: E402
+from serve_events import ML_YAML, SECRET, Load, Serve, percentile  # noqa: E402
 
 from tests.helpers import postgres  # noqa: E402
 
 
-class Replica:
-    def __init__(self, root: Path, env: dict[str, str]) -> None:
-        self.port = free_port()
-        self.log = (root / f"serve-{self.port}.log").open("ab")
-        self.process = subprocess.Popen([sys.executable, "-m", "mlops_bot", "-C", str(root), "serve", "--port",
-                                         str(self.port), "--workers", "2", "--max-per-client", "0"],
-                                        stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
-                                        env={**os.environ, **env, "MLOPS_BOT_MLFLOW_WEBHOOK_SECRET": SECRET})
-        self.client = httpx.Client(timeout=10)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            with contextlib.suppress(httpx.HTTPError):
-                if self.client.get(self.url + "/healthz").status_code == 200:
-                    return
-            time.sleep(0.1)
-        raise SystemExit(f"serve did not start; see {root}/serve-{self.port}.log")
+class Replica(Serve):
+    """One replica: serve_events' server with the spool's env, one log per port, no per-client cap (all load is
+local)."""
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+    def __init__(self, root: Path, env: dict[str, str]) -> None:
+        super().__init__(root, env, ("--max-per-client", "0"), f"serve-{uuid.uuid4().hex[:8]}.log")
 
     def pending(self) -> int:
         return int(self.client.get(self.url + "/healthz").json()["spool"].get("pending", 1))
-
-    def stop(self) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, signal.SIGTERM)
-        self.process.wait(60)
-        self.client.close()
-        self.log.close()
 
 
 class RoundRobin(Load):
